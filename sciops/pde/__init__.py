@@ -1,0 +1,5 @@
+"""sciops.pde: reference solvers that make training data. Imports from sciops.data only."""
+
+from ._problem import Problem as Problem
+from ._problem import problem as problem
+from ._problem import problem_names as problem_names
