@@ -1,0 +1,3 @@
+from sciops.cli import _entry
+
+_entry()

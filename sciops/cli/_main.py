@@ -1,0 +1,208 @@
+"""`sciops fit | evaluate | rollout | generate | info`: a thin shell over the Python API.
+
+Every verb calls a `main`-style function that notebooks and batch scripts call too. A
+user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
+one line ``error: ...`` and exits with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import typing
+from collections.abc import Sequence
+
+from .._errors import ConfigError, SciopsError
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_fit(args) -> int:
+    from ..train import fit, load_config
+
+    config = load_config(args.config, args.overrides)
+    if args.no_progress:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                       progress=False))
+    result = fit(config, out=args.out, resume=args.resume)
+    print(f"run folder: {result.run_dir}")
+    for name, metrics in result.metrics.items():
+        print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
+                                      if "/" not in k))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ..eval import evaluate_run
+
+    results = evaluate_run(args.run_dir, data=args.data, plots=not args.no_plots)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for name, metrics in results.items():
+            print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
+    return 0
+
+
+def _parse_problem_options(prob, options: Sequence[str]):
+    """`--key value` / `--key=value` pairs → the problem's config dataclass (YAML values)."""
+    import yaml
+
+    from .._config import from_dict
+
+    raw, i = {}, 0
+    while i < len(options):
+        opt = options[i]
+        if not opt.startswith("--"):
+            raise ConfigError(f"generate {prob.name}: unexpected argument {opt!r} "
+                              "(options are --key value)")
+        name, eq, value = opt[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(options):
+                raise ConfigError(f"generate {prob.name}: option --{name} needs a value")
+            value = options[i + 1]
+            i += 1
+        i += 1
+        try:
+            raw[name.replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raw[name.replace("-", "_")] = value
+    return from_dict(prob.config, raw, f"generate {prob.name}")
+
+
+def _problem_help(prob) -> str:
+    hints = typing.get_type_hints(prob.config)
+    lines = [f"sciops generate {prob.name} --out FILE [options]", "", "options (defaults):"]
+    for f in dataclasses.fields(prob.config):
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+        tp = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        lines.append(f"  --{f.name.replace('_', '-')} ({tp}, default {default!r})")
+    return "\n".join(lines)
+
+
+def _cmd_generate(args) -> int:
+    from ..pde import problem
+
+    prob = problem(args.problem)
+    if "-h" in args.options or "--help" in args.options:
+        print(_problem_help(prob))
+        return 0
+    config = _parse_problem_options(prob, args.options)
+    out = pathlib.Path(args.out or f"data/{prob.name}.h5")
+    prob.generate(config, out, progress=not args.no_progress)
+    print(f"wrote {out}")
+    return 0
+
+
+_ROLLOUTS = {
+    "meshformer": "sciops.eval._mesh_rollout",
+    "meshgraphnet": "sciops.eval._mesh_rollout",
+    "wavecnn": "sciops.eval._grid_rollout",
+}
+
+
+def _cmd_rollout(args) -> int:
+    import importlib
+
+    from ..train import load_run
+
+    run = load_run(args.run_dir)
+    if run.family.name not in _ROLLOUTS:
+        raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout; "
+                          f"rollouts exist for {', '.join(sorted(_ROLLOUTS))}")
+    module = importlib.import_module(_ROLLOUTS[run.family.name])
+    summary = module.rollout(run, args.data, steps=args.steps, mode=args.mode,
+                             boundary=args.boundary, out_dir=args.out,
+                             progress=not args.no_progress)
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def _cmd_info(args) -> int:
+    import platform
+
+    import equinox
+    import jax
+    import optax
+
+    import sciops
+    from ..models import family_names
+    from ..pde import problem_names
+
+    print(f"sciops {sciops.__version__} (python {platform.python_version()})")
+    print(f"jax {jax.__version__}, equinox {equinox.__version__}, optax {optax.__version__}")
+    print(f"backend: {jax.default_backend()}; devices: {jax.devices()}")
+    print(f"process {jax.process_index()} of {jax.process_count()}")
+    print(f"families: {', '.join(family_names())}")
+    print(f"problems: {', '.join(problem_names())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sciops", description="Learned PDE operators and simulators "
+                                "in JAX.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    f = sub.add_parser("fit", help="train a model from a YAML config")
+    f.add_argument("config", help="configs/*.yaml")
+    f.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=20")
+    f.add_argument("--out", help="run folder (default runs/<name>)")
+    f.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.set_defaults(func=_cmd_fit)
+
+    e = sub.add_parser("evaluate", help="metrics of a run on its test sets or on --data files")
+    e.add_argument("run_dir")
+    e.add_argument("--data", action="append", help="an HDF5 test set (repeatable)")
+    e.add_argument("--json", action="store_true", help="print {test_set: {metric: value}}")
+    e.add_argument("--no-plots", action="store_true")
+    e.set_defaults(func=_cmd_evaluate)
+
+    g = sub.add_parser("generate", help="make a data set with a reference solver "
+                       "(sciops generate PROBLEM --help lists its --key value options)",
+                       add_help=False)
+    g.add_argument("problem")
+    g.add_argument("--out", help="output HDF5 file (default data/<problem>.h5)")
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=_cmd_generate)
+
+    r = sub.add_parser("rollout", help="roll a trained simulator out on trajectories")
+    r.add_argument("run_dir")
+    r.add_argument("--data", required=True, help="trajectory file (XDMF or HDF5)")
+    r.add_argument("--steps", type=int, default=None, help="horizon (default: the truth's)")
+    r.add_argument("--mode", choices=["autoregressive", "teacher-forced"],
+                   default="autoregressive")
+    r.add_argument("--boundary", choices=["truth", "hold"], default="truth")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_cmd_rollout)
+
+    i = sub.add_parser("info", help="versions and devices")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `generate PROBLEM` takes free-form `--key value` options for the problem's parameters.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.verb != "generate":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.verb == "generate":
+        args.options = unknown
+    try:
+        return args.func(args)
+    except SciopsError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

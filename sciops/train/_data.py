@@ -1,0 +1,81 @@
+"""From `config.data` to the train / validation / test splits, generating data when needed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+from .._config import from_dict, to_dict
+from .._errors import DataError
+from ..data import Dataset, read_hdf5
+from ..pde import problem as get_problem
+from ._config import DataConfig
+
+__all__ = ["DataBundle", "prepare_data", "ensure_generated"]
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """The splits of a run: `train`, optional `val`, and named `tests`."""
+
+    train: Dataset
+    val: Dataset | None
+    tests: dict[str, Dataset]
+
+
+def ensure_generated(config: DataConfig, *, progress: bool = True) -> pathlib.Path:
+    """Make `config.path` with `config.generate` if it does not exist; check provenance if it does."""
+    path = pathlib.Path(config.path)
+    if config.generate is None:
+        if not path.is_file():
+            raise DataError(f"data.path: {path}: data file not found (and no data.generate "
+                            "section to make it)")
+        return path
+    gen = dict(config.generate)
+    prob = get_problem(str(gen.pop("problem")))
+    gen_config = from_dict(prob.config, gen, "data.generate")
+    wanted = to_dict(gen_config)
+    if path.is_file():
+        ds = read_hdf5(path)
+        made = ds.attrs.get("config")
+        if isinstance(made, str):
+            made = json.loads(made)
+        if ds.attrs.get("problem") != prob.name or not isinstance(made, dict):
+            raise DataError(f"data.path: {path} exists but was not made by problem "
+                            f"{prob.name!r}; remove it or choose another data.path")
+        diff = sorted(k for k in set(made) | set(wanted)
+                      if json.dumps(made.get(k)) != json.dumps(wanted.get(k)))
+        if diff:
+            raise DataError(f"data.path: {path} was generated with different parameters "
+                            f"({', '.join(f'{k}: {made.get(k)!r} in file vs {wanted.get(k)!r}' for k in diff)}); "
+                            "remove the file to regenerate it, or choose another data.path")
+        return path
+    prob.generate(gen_config, path, progress=progress)
+    return path
+
+
+def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
+    """Read (generating if configured) and split the data set of a run."""
+    path = ensure_generated(config, progress=progress)
+    ds = read_hdf5(path)
+    n = len(ds)
+    n_train = config.n_train if config.n_train is not None else n - config.n_val - config.n_test
+    if n_train <= 0 or n_train + config.n_val + config.n_test > n:
+        raise DataError(f"data: n_train + n_val + n_test = {n_train} + {config.n_val} + "
+                        f"{config.n_test} does not fit the {n} samples of {path}")
+    train = ds.subset(slice(0, n_train))
+    if config.in_memory:
+        train = train.in_memory()
+    val = ds.subset(slice(n_train, n_train + config.n_val)) if config.n_val else None
+    tests = {}
+    if config.n_test:
+        tests["test"] = ds.subset(slice(n - config.n_test, n))
+    for name, test_path in config.test.items():
+        if name in tests:
+            raise DataError(f"data.test.{name}: the name 'test' is taken by data.n_test")
+        try:
+            tests[name] = read_hdf5(test_path)
+        except DataError as e:
+            raise DataError(f"data.test.{name}: {e}") from None
+    return DataBundle(train=train, val=val, tests=tests)
