@@ -20,14 +20,36 @@ from .._errors import ConfigError, SciopsError
 __all__ = ["main", "build_parser"]
 
 
+def _init_distributed(args) -> None:
+    """Join a multi-process run before anything touches a JAX device."""
+    if args.distributed is None and args.cpu_devices is None:
+        return
+    import jax
+
+    if args.distributed is None:
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+        return
+    from ..train._distributed import initialize
+
+    ids = None if args.local_device_ids is None else [int(i) for i in
+                                                      args.local_device_ids.split(",")]
+    initialize(args.distributed, coordinator=args.coordinator, num_processes=args.num_processes,
+               process_id=args.process_id, local_device_ids=ids, cpu_devices=args.cpu_devices,
+               timeout_s=args.timeout)
+
+
 def _cmd_fit(args) -> int:
     from ..train import fit, load_config
+    from ..train._distributed import is_primary
 
+    _init_distributed(args)
     config = load_config(args.config, args.overrides)
     if args.no_progress:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                        progress=False))
     result = fit(config, out=args.out, resume=args.resume)
+    if not is_primary():
+        return 0
     print(f"run folder: {result.run_dir}")
     for name, metrics in result.metrics.items():
         print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
@@ -154,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="run folder (default runs/<name>)")
     f.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
+    d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
+                   help="join a multi-process run (jax.distributed); auto detects SLURM/MPI")
+    d.add_argument("--coordinator", help="host:port of process 0 (explicit)")
+    d.add_argument("--num-processes", type=int, help="number of processes (explicit)")
+    d.add_argument("--process-id", type=int, help="this process's index (explicit)")
+    d.add_argument("--local-device-ids", help="comma-separated GPU ids this process drives")
+    d.add_argument("--cpu-devices", type=int, help="(virtual) CPU devices of this process")
+    d.add_argument("--timeout", type=int, default=120,
+                   help="seconds to wait for the other processes before failing (default 120)")
     f.set_defaults(func=_cmd_fit)
 
     e = sub.add_parser("evaluate", help="metrics of a run on its test sets or on --data files")

@@ -1,10 +1,13 @@
-"""Checkpoints: a JSON header (config, versions, step, metrics) plus the array leaves.
+"""Checkpoints: a JSON header (config, versions, step, metrics) plus the array leaves (orbax).
 
-A checkpoint is a folder ``checkpoints/step_00001000/`` holding ``header.json`` and
-``state.eqx`` (`equinox.tree_serialise_leaves` of the training state: model and optimizer
-state). It is written under a temporary name in the same folder and renamed into place, so a
-process killed mid-write (even by SIGKILL) leaves either the previous checkpoints only or the
-complete new one; leftovers of an interrupted write are ignored and cleaned up. Never pickle.
+A checkpoint is a folder ``checkpoints/step_00001000/`` holding ``header.json`` and ``state/``,
+an orbax (`StandardCheckpointer`) tree of the training state's array leaves (model and
+optimizer state), saved by every process of a multi-process run for the shards it owns. The
+folder is written under a temporary name in the same directory and renamed into place once
+complete, so a process killed mid-write (even by SIGKILL) leaves either the previous checkpoints
+only or the complete new one; leftovers of an interrupted write are ignored and cleaned up.
+Restoring takes the target shardings, so a run can resume on another mesh or device count.
+Never pickle.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import os
 import pathlib
 import re
 import shutil
-import tempfile
 from typing import Any
 
 import equinox as eqx
+import jax
+import numpy as np
 
 from .._errors import DataError
 
@@ -49,42 +53,69 @@ def _fsync_dir(path: pathlib.Path) -> None:
         os.close(fd)
 
 
+def _array_leaves(state: Any) -> dict[str, Any]:
+    leaves = jax.tree.leaves(eqx.filter(state, eqx.is_array))
+    return {f"leaf_{i:05d}": x for i, x in enumerate(leaves)}
+
+
 def save_checkpoint(directory: str | os.PathLike, step: int, state: Any,
                     header: dict[str, Any], keep: int = 2) -> pathlib.Path:
-    """Write `state` (a pytree of arrays) as the checkpoint of `step`, atomically.
+    """Write `state` (a pytree holding arrays) as the checkpoint of `step`, atomically.
+
+    Every process of a multi-process run must call this (orbax writes each process's shards);
+    process 0 writes the header and renames the folder into place.
 
     **Arguments:**
 
     - `directory`: the run's ``checkpoints/`` folder.
     - `step`: the number of optimizer steps taken.
-    - `state`: the pytree to save (model, optimizer state).
+    - `state`: the pytree to save (model, optimizer state); non-array leaves are not saved
+      (they come from the config when loading).
     - `header`: JSON-serialisable metadata (config, metrics); versions are added.
     - `keep`: how many most recent checkpoints to keep.
     """
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    import orbax.checkpoint as ocp
+
+    directory = pathlib.Path(directory).absolute()
     final = directory / f"step_{step:08d}"
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=directory))
-    try:
-        with open(tmp / "state.eqx", "wb") as f:
-            eqx.tree_serialise_leaves(f, state)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / "header.json", "w") as f:
-            json.dump({"step": step, "versions": _versions(), **header}, f, indent=1,
-                      default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(directory)
-    except BaseException:
+    tmp = directory / f".tmp-{final.name}"
+    primary = jax.process_index() == 0
+    if primary:
+        directory.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    _barrier(f"ckpt-start-{step}")
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            ckptr.save(tmp / "state", _array_leaves(state))
+            ckptr.wait_until_finished()
+        _barrier(f"ckpt-saved-{step}")
+        if primary:
+            with open(tmp / "header.json", "w") as f:
+                json.dump({"step": step, "versions": _versions(), **header}, f, indent=1,
+                          default=str)
+                f.flush()
+                os.fsync(f.fileno())
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync_dir(directory)
+    except BaseException:
+        if primary:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(directory)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    if primary:
+        for old in list_checkpoints(directory)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    _barrier(f"ckpt-done-{step}")
     return final
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[pathlib.Path]:
@@ -95,9 +126,10 @@ def list_checkpoints(directory: str | os.PathLike) -> list[pathlib.Path]:
     found = []
     for p in directory.iterdir():
         if p.name.startswith(".tmp-"):
-            shutil.rmtree(p, ignore_errors=True)
+            if jax.process_index() == 0:
+                shutil.rmtree(p, ignore_errors=True)
             continue
-        if _NAME.match(p.name) and (p / "header.json").is_file() and (p / "state.eqx").is_file():
+        if _NAME.match(p.name) and (p / "header.json").is_file() and (p / "state").is_dir():
             found.append(p)
     return sorted(found)
 
@@ -107,14 +139,36 @@ def latest_checkpoint(directory: str | os.PathLike) -> pathlib.Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, dict[str, Any]]:
-    """Read a checkpoint into a pytree shaped like `like`; returns `(state, header)`."""
-    path = pathlib.Path(path)
+def load_checkpoint(path: str | os.PathLike, like: Any, sharding=None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint into a pytree shaped like `like`; returns `(state, header)`.
+
+    **Arguments:**
+
+    - `path`: the checkpoint folder.
+    - `like`: a pytree with the structure, shapes and dtypes of the saved state (e.g. a freshly
+      built model and optimizer state); its non-array leaves are kept as they are.
+    - `sharding`: where to put the arrays (a `jax.sharding.Sharding` for every leaf, e.g.
+      replicated over the current mesh); default: the first local device.
+    """
+    import orbax.checkpoint as ocp
+
+    path = pathlib.Path(path).absolute()
+    arrays, rest = eqx.partition(like, eqx.is_array)
+    flat, treedef = jax.tree.flatten(arrays)
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = {f"leaf_{i:05d}": jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype
+                                                    if not hasattr(x, "dtype") else x.dtype,
+                                                    sharding=sharding)
+              for i, x in enumerate(flat)}
     try:
         header = json.loads((path / "header.json").read_text())
-        with open(path / "state.eqx", "rb") as f:
-            state = eqx.tree_deserialise_leaves(f, like)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise DataError(f"{path}: cannot read checkpoint ({e}); was the architecture changed "
-                        "since it was written?") from None
-    return state, header
+        with ocp.StandardCheckpointer() as ckptr:
+            restored = ckptr.restore(path / "state", target)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: cannot read checkpoint ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); was the architecture "
+                        "changed since it was written?") from None
+    leaves = [restored[f"leaf_{i:05d}"] for i in range(len(flat))]
+    return eqx.combine(jax.tree.unflatten(treedef, leaves), rest), header

@@ -32,7 +32,8 @@ from ..models import family as get_family
 from ._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ._config import Config, OptimizerConfig, config_from_dict, config_to_dict
 from ._data import prepare_data
-from ._mesh import batch_sharding, make_mesh, replicated
+from ._distributed import barrier, gather, is_primary, local_copy, process_slice
+from ._mesh import field_shardings, make_mesh, replicated
 from ._partition import trainable_filter
 from ._plots import plot_loss_curve
 
@@ -89,6 +90,9 @@ def run_directory(config: Config, out: str | os.PathLike | None, resume: bool) -
                               "or choose another folder")
         return path
     base = pathlib.Path("runs") / config.name
+    if jax.process_count() > 1 and not resume:
+        # Every process must agree on the folder without racing: no automatic -N suffix.
+        return run_directory(config, base, resume)
     if resume:
         if not base.is_dir():
             raise ConfigError(f"--resume: no run folder {base} to resume")
@@ -119,11 +123,17 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
         batch_size = max(n_data, (batch_size // n_data) * n_data)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    rows = process_slice(batch_size)
     for batch in dataset.batches(batch_size, seed=None, drop_last=False):
         batch, n = _pad_batch(batch, batch_size)
         if mesh is not None:
-            batch = shard_batch(batch, batch_sharding(mesh))
-        out = metrics_fn(model, batch)
+            local = {k: v[rows] for k, v in batch.items()}
+            batch = shard_batch(local, field_shardings(mesh, {k: (batch_size, *v.shape[1:])
+                                                               for k, v in local.items()}))
+            with jax.set_mesh(mesh):
+                out = gather(metrics_fn(model, batch))
+        else:
+            out = gather(metrics_fn(model, batch))
         for k, v in out.items():
             v = np.asarray(v)[:n]
             ok = np.isfinite(v)  # per-task metrics mark other tasks' samples with NaN
@@ -141,7 +151,8 @@ def _write_sample(train: Dataset, path: pathlib.Path) -> None:
 def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     now = config_to_dict(config)
-    ignore = {("train", "steps"), ("train", "progress")}
+    # A run may resume with more steps, without a progress bar, or on another mesh.
+    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh")}
     diffs = []
     for section in set(saved) | set(now):
         a, b = saved.get(section), now.get(section)
@@ -157,10 +168,14 @@ def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:
 
 
 class _MetricsLog:
-    """Append-only `metrics.jsonl`, flushed per line (readable while the run goes on)."""
+    """Append-only `metrics.jsonl`, flushed per line (readable while the run goes on); written
+    by process 0 only."""
 
     def __init__(self, path: pathlib.Path, resume_step: int | None):
         self.path = path
+        self.active = is_primary()
+        if not self.active:
+            return
         if resume_step is not None and path.exists():
             keep = [ln for ln in path.read_text().splitlines()
                     if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
@@ -169,6 +184,8 @@ class _MetricsLog:
             path.write_text("")
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.active:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -228,19 +245,22 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
     optimizer = make_optimizer(tc.optimizer, tc.steps)
     opt_state = optimizer.init(params)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rep = replicated(mesh)
+    bsh = field_shardings(mesh, {k: (tc.batch_size, *bundle.train.shape(k))
+                                 for k in bundle.train.keys()})
     start_step = 0
     if start_ckpt is not None:
-        (model_loaded, opt_state), header = load_checkpoint(start_ckpt, (model, opt_state))
+        (model_loaded, opt_state), header = load_checkpoint(start_ckpt, (model, opt_state), rep)
         params, static = eqx.partition(model_loaded, spec)
         start_step = int(header["step"])
-    else:
+    elif is_primary():
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config),
                                                             sort_keys=False))
         _write_sample(bundle.train, run_dir / _SAMPLE_FILE)
     log = _MetricsLog(run_dir / "metrics.jsonl", start_step if resume else None)
+    barrier("run-folder")
 
-    rep, bsh = replicated(mesh), batch_sharding(mesh)
     params = jax.device_put(params, rep)
     opt_state = jax.device_put(opt_state, rep)
 
@@ -278,18 +298,21 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
 
     steps_per_epoch = len(bundle.train) // tc.batch_size
     progress = None
-    if tc.progress:
+    if tc.progress and is_primary():
         from tqdm.auto import tqdm
 
         progress = tqdm(total=tc.steps, initial=start_step, unit="step", dynamic_ncols=True,
                         mininterval=0.5, file=sys.stderr, desc=config.name)
 
+    rows = process_slice(tc.batch_size)
+
     def batches_from(step):
+        """This process's rows of the global batches from `step` on (fixed by seed, epoch)."""
         epoch, pos = divmod(step, steps_per_epoch)
         while True:
-            for b in bundle.train.batches(tc.batch_size, seed=config.seed, epoch=epoch,
-                                          start=pos):
-                yield b
+            order = bundle.train.epoch_order(config.seed, epoch)
+            for b in range(pos, steps_per_epoch):
+                yield bundle.train.take(order[b * tc.batch_size:(b + 1) * tc.batch_size][rows])
             epoch, pos = epoch + 1, 0
 
     pending: list[tuple[int, Any, Any, Any]] = []
@@ -304,7 +327,7 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         nonlocal good, t_last, step_last
         if not pending:
             return
-        losses = jax.device_get([(s, l, a, f) for s, l, a, f in pending])
+        losses = [(s, *gather((l, a, f))) for s, l, a, f in pending]
         pending.clear()
         for s, loss, aux, fin in losses:
             if not (np.isfinite(loss) and bool(fin)):
@@ -326,8 +349,9 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         data_iter = batches_from(start_step)
         while step < tc.steps:
             batch = shard_batch(next(data_iter), bsh)
-            params, opt_state, loss, aux, finite = train_step(params, static, opt_state, batch,
-                                                              jnp.int32(step))
+            with jax.set_mesh(mesh):  # the mesh context lets layers see the `space` axis
+                params, opt_state, loss, aux, finite = train_step(params, static, opt_state,
+                                                                  batch, jnp.int32(step))
             step += 1
             pending.append((step, loss, aux, finite))
             if progress is not None:
@@ -356,9 +380,11 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
                                        **bundle.tests})
     if last_saved != step:
         checkpoint(params, opt_state, step, {"metrics": final})
-    (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=1))
-    _plots(fam, config, model, bundle, run_dir)
-    return RunResult(run_dir=run_dir, model=model, metrics=final, steps=step)
+    if is_primary():
+        (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=1))
+        _plots(fam, config, local_copy(model), bundle, run_dir)
+    barrier("run-end")
+    return RunResult(run_dir=run_dir, model=local_copy(model), metrics=final, steps=step)
 
 
 def _plots(fam: Family, config: Config, model: Any, bundle, run_dir: pathlib.Path) -> None:

@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 
 from .._errors import ConfigError
 
-__all__ = ["make_mesh", "batch_sharding", "replicated", "AXES"]
+__all__ = ["make_mesh", "batch_sharding", "field_shardings", "replicated", "AXES"]
 
 # The order of the axes in the mesh: `data` outermost so that a data-parallel group spans
 # processes/hosts while `space` (domain decomposition) stays within fast local links.
@@ -52,6 +52,20 @@ def make_mesh(sizes: Mapping[str, int], devices=None) -> Mesh:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (batch) axis split over `data`, the rest replicated."""
     return NamedSharding(mesh, P("data"))
+
+
+def field_shardings(mesh: Mesh, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, NamedSharding]:
+    """Per-field shardings of a batch: the batch axis over `data`, and for grid fields
+    (`(batch, channels, *spatial)` with at least two spatial axes) the first spatial axis over
+    `space` when that mesh axis has more than one device (domain decomposition)."""
+    space = mesh.shape.get("space", 1)
+    out = {}
+    for k, shape in shapes.items():
+        if space > 1 and len(shape) >= 4 and shape[2] % space == 0:
+            out[k] = NamedSharding(mesh, P("data", None, "space"))
+        else:
+            out[k] = NamedSharding(mesh, P("data"))
+    return out
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

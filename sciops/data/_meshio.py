@@ -1,0 +1,172 @@
+"""VTU and XDMF files ↔ `MeshField`, through meshio.
+
+A VTU file holds one time step; an XDMF file holds a time series (the mesh once, then the node
+fields at every step, with the heavy data in an HDF5 file next to the `.xdmf`). Node fields are
+meshio point data of shape `(nodes, channels)`; `node_type` travels as an integer point field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import threading
+
+import numpy as np
+
+from .._errors import DataError
+from ._mesh import CELL_NODES, MeshField
+
+__all__ = ["read_vtu", "read_xdmf", "write_vtu", "write_xdmf"]
+
+_NODE_TYPE = "node_type"
+# meshio 5.3's XDMF time-series writer creates its HDF5 file in the current directory; the
+# writer changes directory while it works, and the lock keeps two writers in one process from
+# racing on the working directory.
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _working_directory(path: pathlib.Path):
+    with _CWD_LOCK:
+        old = os.getcwd()
+        os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
+def _cells(mesh: MeshField) -> list[tuple[str, np.ndarray]]:
+    return [(k, np.asarray(v)) for k, v in mesh.cells.items()]
+
+
+def _point_data(mesh: MeshField, step: int | None) -> dict[str, np.ndarray]:
+    data = {} if step is None else {k: np.asarray(v[step]) for k, v in mesh.fields.items()}
+    if mesh.node_type is not None:
+        data[_NODE_TYPE] = np.asarray(mesh.node_type)
+    return data
+
+
+def _points(path, points, dim: int | None) -> np.ndarray:
+    """Points with `dim` columns; `None` drops a third column that is identically zero (VTU
+    always stores three, so a planar mesh comes back two-dimensional as it was written)."""
+    points = np.asarray(points)
+    if dim is None:
+        dim = 2 if points.shape[1] == 3 and not np.any(points[:, 2]) else points.shape[1]
+    if not 1 <= dim <= points.shape[1]:
+        raise DataError(f"{path}: cannot give {points.shape[1]}-D points {dim} dimensions")
+    if np.any(points[:, dim:]):
+        raise DataError(f"{path}: points have non-zero coordinates beyond dimension {dim}")
+    return points[:, :dim]
+
+
+def _from_meshio(path, points, cells, point_data: list[dict[str, np.ndarray]],
+                 times=None, dim: int | None = None) -> MeshField:
+    try:
+        points = _points(path, points, dim)
+        cell_dict = {}
+        for block in cells:
+            if block.type not in CELL_NODES:
+                raise DataError(f"{path}: cell type {block.type!r} is not supported; known: "
+                                f"{', '.join(CELL_NODES)}")
+            data = np.asarray(block.data)
+            cell_dict[block.type] = (np.concatenate([cell_dict[block.type], data])
+                                     if block.type in cell_dict else data)
+        node_type = None
+        fields: dict[str, list[np.ndarray]] = {}
+        for step in point_data:
+            for k, v in step.items():
+                v = np.asarray(v)
+                if k == _NODE_TYPE:
+                    node_type = v.astype(np.int32).reshape(-1)
+                    continue
+                fields.setdefault(k, []).append(v.reshape(v.shape[0], -1))
+        stacked = {k: np.stack(v) for k, v in fields.items()}
+        return MeshField(np.asarray(points), cell_dict, stacked, node_type,
+                         None if times is None else np.asarray(times, np.float64))
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+
+
+def write_vtu(path: str | os.PathLike, mesh: MeshField, step: int = 0) -> pathlib.Path:
+    """Write time step `step` of `mesh` (mesh, node fields and node types) as a VTU file."""
+    import meshio
+
+    path = pathlib.Path(path)
+    if mesh.fields and not -mesh.n_times <= step < mesh.n_times:
+        raise DataError(f"{path}: step {step} out of range for {mesh.n_times} time steps")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    points = np.asarray(mesh.points)
+    # VTU stores 3-D points; pad here rather than let meshio print a warning.
+    points = np.concatenate([points, np.zeros((points.shape[0], 3 - points.shape[1]),
+                                              points.dtype)], axis=1)
+    meshio.Mesh(points, _cells(mesh),
+                point_data=_point_data(mesh, step if mesh.fields else None)).write(path)
+    return path
+
+
+def read_vtu(path: str | os.PathLike, dim: int | None = None) -> MeshField:
+    """Read a VTU file (or any single-step mesh format meshio reads) as a one-step `MeshField`.
+
+    `dim` keeps that many point coordinates; by default a third coordinate that is zero
+    everywhere is dropped (VTU pads planar meshes to 3-D).
+    """
+    import meshio
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mesh file not found")
+    try:
+        m = meshio.read(path)
+    except Exception as e:  # meshio raises ReadError, ValueError, XML errors...
+        raise DataError(f"{path}: cannot read mesh: {type(e).__name__}: {e}") from None
+    return _from_meshio(path, m.points, m.cells, [m.point_data] if m.point_data else [], None,
+                        dim)
+
+
+def write_xdmf(path: str | os.PathLike, mesh: MeshField) -> pathlib.Path:
+    """Write every time step of `mesh` as an XDMF time series.
+
+    The heavy data go to ``<stem>.h5`` next to the `.xdmf` file. Times are `mesh.times` or
+    the step numbers.
+    """
+    import meshio
+
+    path = pathlib.Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    times = (np.asarray(mesh.times, np.float64) if mesh.times is not None
+             else np.arange(mesh.n_times, dtype=np.float64))
+    with _working_directory(path.parent):
+        with meshio.xdmf.TimeSeriesWriter(path.name) as writer:
+            writer.write_points_cells(np.asarray(mesh.points), _cells(mesh))
+            if mesh.n_times == 0:
+                writer.write_data(0.0, point_data=_point_data(mesh, None))
+            for step in range(mesh.n_times):
+                writer.write_data(float(times[step]), point_data=_point_data(mesh, step))
+    return path
+
+
+def read_xdmf(path: str | os.PathLike, dim: int | None = None) -> MeshField:
+    """Read an XDMF time series (as `write_xdmf` writes it) as a `MeshField` (`dim` as in
+    `read_vtu`)."""
+    import meshio
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mesh file not found")
+    try:
+        with meshio.xdmf.TimeSeriesReader(path) as reader:
+            points, cells = reader.read_points_cells()
+            times, steps = [], []
+            for k in range(reader.num_steps):
+                t, point_data, _ = reader.read_data(k)
+                times.append(t)
+                steps.append(point_data)
+    except DataError:
+        raise
+    except Exception as e:  # XML errors, missing HDF5 file, meshio ReadError
+        raise DataError(f"{path}: cannot read XDMF time series: {type(e).__name__}: {e}") from None
+    # A mesh written without fields has one step holding only node types.
+    has_fields = any(k != _NODE_TYPE for s in steps for k in s)
+    return _from_meshio(path, points, cells, steps, times if has_fields else None, dim)
