@@ -1,4 +1,4 @@
-"""`sciops fit | evaluate | rollout | generate | info`: a thin shell over the Python API.
+"""`sciops fit | evaluate | rollout | generate | bench | info`: a thin shell over the Python API.
 
 Every verb calls a `main`-style function that notebooks and batch scripts call too. A
 user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
@@ -144,6 +144,25 @@ def _cmd_rollout(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    """Run `benchmarks/<name>.py` of a source checkout (the peers come with the `bench` extra)."""
+    import runpy
+
+    folder = pathlib.Path(args.dir)
+    available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+    if args.name is None:
+        print("\n".join(available) if available else f"no benchmarks in {folder}")
+        return 0
+    if args.name not in available:
+        from .._config import closest
+
+        raise ConfigError(f"bench: no benchmark {args.name!r} in {folder}"
+                          f"{closest(args.name, available)}; available: {', '.join(available)}")
+    sys.argv = [str(folder / f"{args.name}.py"), *args.rest]
+    runpy.run_path(str(folder / f"{args.name}.py"), run_name="__main__")
+    return 0
+
+
 def _cmd_info(args) -> int:
     import platform
 
@@ -214,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_cmd_rollout)
 
+    b = sub.add_parser("bench", help="run a side-by-side benchmark from benchmarks/ "
+                       "(no name: list them)")
+    b.add_argument("name", nargs="?")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    b.add_argument("--dir", default="benchmarks", help="the benchmarks folder")
+    b.set_defaults(func=_cmd_bench)
+
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)
     return p
@@ -224,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # `generate PROBLEM` takes free-form `--key value` options for the problem's parameters.
     args, unknown = parser.parse_known_args(argv)
+    if args.verb == "fit":
+        # overrides may also come after options: `fit cfg.yaml --out d train.steps=5`
+        late = [u for u in unknown if "=" in u and not u.startswith("-")]
+        args.overrides = list(args.overrides) + late
+        unknown = [u for u in unknown if u not in late]
     if unknown and args.verb != "generate":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.verb == "generate":

@@ -31,7 +31,20 @@ from jaxtyping import Array, Float, Int
 from .._errors import ConfigError
 from ._spectral import AbstractSpectralWeight, check_modes, gather_modes, scatter_modes
 
-__all__ = ["sharded_spectral_conv", "space_axis_size"]
+__all__ = ["batch_vmap", "sharded_spectral_conv", "space_axis_size"]
+
+
+def batch_vmap(fn, in_axes=0, out_axes=0):
+    """`jax.vmap` over the examples of a batch, telling JAX that the batch axis is sharded
+    over the mesh axis ``data`` when a mesh context has one.
+
+    Without ``spmd_axis_name``, vmap of a `shard_map` (the domain-decomposed FFT) treats the
+    batch axis as replicated and gathers the batch onto every device.
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    name = ("data" if mesh is not None and not mesh.empty and "data" in mesh.axis_names
+            else None)
+    return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes, spmd_axis_name=name)
 
 
 def space_axis_size(axis_name: str = "space") -> int:

@@ -237,7 +237,10 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
                         f"train.batch_size = {tc.batch_size}")
     key = jax.random.key(config.seed)
     k_build, k_train = jax.random.split(key)
-    model = fam.build(config.model, bundle.train, key=k_build)
+    try:
+        model = fam.build(config.model, bundle.train, key=k_build)
+    except DataError as e:  # name the file whose shapes do not fit the model
+        raise DataError(f"{config.data.path}: {e}") from None
     if config.transfer is not None:
         model = _source_model(config, model)
     spec = trainable_filter(model, config.transfer.trainable if config.transfer else None)
@@ -338,11 +341,14 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         now = time.perf_counter()
         rate = (step - step_last) * tc.batch_size / max(now - t_last, 1e-9)
         t_last, step_last = now, step
-        s, loss, aux, _ = losses[-1]
-        log.write({"step": s, "split": "train", "loss": float(loss),
-                   **{k: float(v) for k, v in aux.items()}, "samples_per_s": rate})
+        # The logged loss is the mean over the steps since the last log line (less noisy
+        # than the last batch's).
+        s = losses[-1][0]
+        loss = float(np.mean([float(x[1]) for x in losses]))
+        aux = {k: float(np.mean([float(x[2][k]) for x in losses])) for k in losses[-1][2]}
+        log.write({"step": s, "split": "train", "loss": loss, **aux, "samples_per_s": rate})
         if progress is not None:
-            progress.set_postfix(loss=f"{float(loss):.4g}", samples_s=f"{rate:.0f}")
+            progress.set_postfix(loss=f"{loss:.4g}", samples_s=f"{rate:.0f}")
         good = (params, opt_state, step)
 
     try:

@@ -1,0 +1,138 @@
+"""The `sciops` command as users call it: a small end-to-end Darcy run, evaluate, generate,
+and every bad-input case exiting with status 2 and one clear line (no traceback)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from sciops.cli import main
+from sciops.data import read_hdf5, write_hdf5
+
+ROOT = pathlib.Path(__file__).parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "neuralop-darcy"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    raw = {
+        "name": "small",
+        "seed": 0,
+        "data": {"path": str(d / "darcy.h5"),
+                 "generate": {"problem": "darcy", "n_samples": 48, "resolution": 16},
+                 "n_test": 8},
+        "model": {"family": "fno", "n_modes": [6, 6], "hidden_channels": 8, "n_layers": 2,
+                  "lifting_channels": 16, "projection_channels": 16},
+        "train": {"steps": 20, "batch_size": 8, "eval_batch_size": 8, "log_every": 5,
+                  "progress": False, "mesh": {"data": 1}, "optimizer": {"lr": 5e-3}},
+    }
+    cfg = d / "small.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    return d, cfg, raw
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sciops", *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+def test_fit_then_evaluate(small, capsys):
+    d, cfg, _ = small
+    assert main(["fit", str(cfg), "--out", str(d / "run"), "train.steps=30"]) == 0
+    printed = capsys.readouterr().out
+    assert "run folder:" in printed and "test: " in printed
+    run = d / "run"
+    for name in ("config.yaml", "metrics.jsonl", "loss_curve.png", "prediction_test.png",
+                 "final_metrics.json"):
+        assert (run / name).is_file(), name
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 30
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert losses[-1] < losses[0]
+    assert main(["evaluate", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert result["test"]["l2"] == pytest.approx(final["test"]["l2"], rel=1e-6)
+    # evaluate on another file, e.g. a finer resolution (zero-shot super-resolution)
+    assert main(["generate", "darcy", "--n-samples", "4", "--resolution", "32",
+                 "--out", str(d / "fine.h5"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(d / "fine.h5"), "--json"]) == 0
+    fine = json.loads(capsys.readouterr().out)["fine"]
+    assert 0 < fine["l2"] < 1
+
+
+def test_generate_writes_schema(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    assert main(["generate", "darcy", "--n-samples", "3", "--resolution", "16", "--out",
+                 str(out), "--no-progress"]) == 0
+    ds = read_hdf5(out)
+    assert len(ds) == 3 and ds.shape("x") == (1, 16, 16) and ds.attrs["problem"] == "darcy"
+    assert ds.attrs["sciops_schema"] == 1 and ds.attrs["config"]["resolution"] == 16
+
+
+def _bad_configs(d, raw):
+    cases = {}
+
+    def case(name, mutate, expect):
+        r = json.loads(json.dumps(raw))
+        mutate(r)
+        path = d / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(r))
+        cases[name] = (path, expect)
+
+    case("unknown_key", lambda r: r["model"].update(hidden_chanels=8),
+         "model.hidden_chanels: unknown key (did you mean 'hidden_channels'?)")
+    case("wrong_type", lambda r: r["model"].update(n_modes="abc"),
+         "model.n_modes: expected list of int, got 'abc'")
+    case("missing_file", lambda r: r["data"].update(path=str(d / "nope.h5"), generate=None),
+         "nope.h5: data file not found")
+    case("nyquist", lambda r: r["model"].update(n_modes=[40, 40]),
+         "model.n_modes[0] = 40 is above the Nyquist limit")
+    case("shape_mismatch", lambda r: r["data"].update(path=str(d / "mismatch.h5"), generate=None),
+         "mismatch.h5")
+    return cases
+
+
+def test_bad_input_exits_2_with_one_line(small):
+    d, cfg, raw = small
+    import numpy as np
+
+    write_hdf5(d / "mismatch.h5", {"x": np.zeros((16, 1, 16, 16), np.float32),
+                                   "y": np.zeros((16, 1, 8, 8), np.float32)})
+    (d / "syntax.yaml").write_text("name: x\nmodel:\n  family: fno\n  n_modes: [1, 2\n")
+    (d / "corrupt.h5").write_bytes(b"not an hdf5 file at all")
+    cases = _bad_configs(d, raw)
+    cases["syntax"] = (d / "syntax.yaml", "syntax.yaml: YAML syntax error at line 5")
+    for name, (path, expect) in cases.items():
+        proc = _run("fit", str(path), "--out", str(d / f"out_{name}"))
+        assert proc.returncode == 2, (name, proc.stderr[-3000:])
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr[-3000:])
+        assert expect in lines[0], (name, lines[0])
+    proc = _run("fit", str(cfg), "train.stpes=3")
+    assert proc.returncode == 2 and "train.stpes: unknown key (did you mean 'steps'?)" in proc.stderr
+    proc = _run("evaluate", str(d / "run_missing"))
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+    proc = _run("evaluate", str(d / "run"), "--data", str(d / "corrupt.h5"))
+    assert proc.returncode == 2 and "corrupt.h5: not a readable HDF5 file" in proc.stderr
+    proc = _run("generate", "darcyy")
+    assert proc.returncode == 2 and "did you mean 'darcy'?" in proc.stderr
+    proc = _run("--debug", "fit", str(cases["unknown_key"][0]))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared neuraloperator data are not present")
+def test_neuralop_darcy_config_validates():
+    from sciops.train import load_config
+
+    cfg = load_config(ROOT / "configs" / "darcy_neuralop.yaml")
+    assert set(cfg.data.test) == {"test_16", "test_32"}
+    # paths in configs are relative to the repository root, where `sciops fit` is run
+    assert len(read_hdf5(ROOT / cfg.data.path)) == 1000
+    for path in cfg.data.test.values():
+        assert len(read_hdf5(ROOT / path)) == 50
