@@ -211,7 +211,7 @@ def test_data_errors_name_the_file(tmp_path):
         fit(config_from_dict(raw), out=tmp_path / "x")
     raw = _raw(tmp_path)
     raw["data"]["n_test"] = 100
-    with pytest.raises(DataError, match=r"does not fit the 64 samples"):
+    with pytest.raises(DataError, match=r"toy.h5: 64 samples leave none for training after n_val=0 and n_test=100"):
         fit(config_from_dict(raw), out=tmp_path / "x")
 
 

@@ -8,7 +8,7 @@ import pathlib
 
 from .._config import from_dict, to_dict
 from .._errors import DataError
-from ..data import Dataset, read_hdf5
+from ..data import Dataset, read_hdf5, split
 from ..pde import problem as get_problem
 from ._config import DataConfig
 
@@ -58,19 +58,13 @@ def ensure_generated(config: DataConfig, *, progress: bool = True) -> pathlib.Pa
 def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
     """Read (generating if configured) and split the data set of a run."""
     path = ensure_generated(config, progress=progress)
-    ds = read_hdf5(path)
-    n = len(ds)
-    n_train = config.n_train if config.n_train is not None else n - config.n_val - config.n_test
-    if n_train <= 0 or n_train + config.n_val + config.n_test > n:
-        raise DataError(f"data: n_train + n_val + n_test = {n_train} + {config.n_val} + "
-                        f"{config.n_test} does not fit the {n} samples of {path}")
-    train = ds.subset(slice(0, n_train))
-    if config.in_memory:
-        train = train.in_memory()
-    val = ds.subset(slice(n_train, n_train + config.n_val)) if config.n_val else None
-    tests = {}
-    if config.n_test:
-        tests["test"] = ds.subset(slice(n - config.n_test, n))
+    try:
+        parts = split(read_hdf5(path), config.n_train, config.n_val, config.n_test)
+    except DataError as e:
+        raise DataError(f"data: {e}") from None
+    train = parts["train"].in_memory() if config.in_memory else parts["train"]
+    val = parts["val"] if config.n_val else None
+    tests = {"test": parts["test"]} if config.n_test else {}
     for name, test_path in config.test.items():
         if name in tests:
             raise DataError(f"data.test.{name}: the name 'test' is taken by data.n_test")
