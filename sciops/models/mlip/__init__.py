@@ -1,0 +1,25 @@
+"""sciops.models.mlip: the TDN equivariant interatomic potential (CP or exact tensor products),
+neighbour lists, the `mlip` family and an ASE calculator. Imports sciops.data and sciops.nn;
+needs the `mlip` extra (e3nn-jax, ase)."""
+
+from .._family import Family
+from ._family import MLIPConfig as MLIPConfig
+from ._family import build, loss, metrics
+from ._neighbors import Graph as Graph
+from ._neighbors import dense_neighbors as dense_neighbors
+from ._neighbors import neighbor_list as neighbor_list
+from ._potential import EnergyScale as EnergyScale
+from ._potential import TDNPotential as TDNPotential
+from ._potential import energy_forces_stress as energy_forces_stress
+
+FAMILIES = {"mlip": Family(name="mlip", config=MLIPConfig, build=build, loss=loss,
+                           metrics=metrics)}
+
+
+def __getattr__(name):
+    # The ASE calculator imports ASE at module level: load it only when asked for.
+    if name == "Calculator":
+        from ._calculator import Calculator
+
+        return Calculator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

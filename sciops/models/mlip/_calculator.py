@@ -1,0 +1,95 @@
+"""An ASE calculator for a trained `mlip` potential: energy (eV), forces (eV/Å) and stress
+(eV/Å³), usable with ASE's optimisers and molecular dynamics (VelocityVerlet, Langevin).
+
+Each call builds the neighbour list on the host with linear-time cell lists, pads it to an edge
+budget that only grows (in steps of 256 edges, with 25 % headroom), and evaluates one compiled
+function; a trajectory with a fixed number of atoms therefore compiles once or a few times.
+"""
+
+from __future__ import annotations
+
+import os
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from ase.calculators.calculator import Calculator as _ASECalculator
+from ase.calculators.calculator import all_changes
+
+from ..._errors import ConfigError
+from ._family import MLIPConfig, check_structure
+from ._neighbors import pad_graph
+from ._potential import TDNPotential, energy_forces_stress
+
+__all__ = ["Calculator"]
+
+
+@eqx.filter_jit
+def _evaluate(model, positions, species, mask, cell, graph):
+    return energy_forces_stress(model, positions, species, mask, cell, graph)
+
+
+class Calculator(_ASECalculator):
+    """ASE calculator around a `TDNPotential`.
+
+    **Arguments:**
+
+    - `model`: the trained potential.
+    - `config`: its `MLIPConfig` (cutoff, minimum distance).
+    - `edge_headroom`: factor over the current edge count when the edge budget grows.
+
+    Structures with an element absent from the training set, two atoms closer than
+    `config.min_distance`, or a periodic cell narrower than the cutoff raise `DataError` naming
+    the problem. Stress is provided for fully periodic cells (ASE's sign and Voigt order).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model: TDNPotential, config: MLIPConfig, *, edge_headroom: float = 1.25,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(config, MLIPConfig):
+            raise ConfigError(f"Calculator: expected an MLIPConfig, got {type(config).__name__}")
+        self.model = model
+        self.config = config
+        self.edge_headroom = float(edge_headroom)
+        self.max_edges = 0
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                 **kwargs) -> Calculator:
+        """The calculator of a finished `mlip` run folder (its last checkpoint by default)."""
+        # Imported here: the training layer sits above the models; reading a run back is the
+        # one place a model needs it, and only when asked.
+        from ...train import load_run
+
+        run = load_run(run_dir, checkpoint)
+        if run.config.family != "mlip":
+            raise ConfigError(f"{run_dir}: a {run.config.family!r} run, not an mlip run")
+        return cls(run.model, run.config.model, **kwargs)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        pos = np.asarray(a.positions, np.float64)
+        pbc = np.asarray(a.pbc, bool)
+        cell = np.asarray(a.cell.array, np.float64)
+        z = np.asarray(a.numbers, np.int32)
+        centers, neighbors, shifts = check_structure(
+            self.config, pos, z, cell if np.abs(cell).sum() > 0 else None, pbc,
+            where=f"structure {a.get_chemical_formula()}",
+            known=np.asarray(self.model.energy_scale.known))
+        if len(centers) > self.max_edges:
+            need = int(np.ceil(len(centers) * self.edge_headroom))
+            self.max_edges = 256 * int(np.ceil(need / 256))
+        graph = pad_graph(centers, neighbors, shifts, self.max_edges)
+        dtype = self.model.embedding.dtype
+        e, f, s = _evaluate(self.model, jnp.asarray(pos, dtype), jnp.asarray(z),
+                            jnp.ones(len(z), bool), jnp.asarray(cell, dtype),
+                            graph._replace(shifts=jnp.asarray(graph.shifts, dtype)))
+        self.results["energy"] = self.results["free_energy"] = float(e)
+        self.results["forces"] = np.asarray(f, np.float64)
+        if pbc.all():
+            s = np.asarray(s, np.float64)
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2],
+                                               s[0, 1]])

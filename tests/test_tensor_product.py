@@ -1,0 +1,116 @@
+"""Tensor products behind one interface: exact forms agree, all are equivariant, the Gaunt product
+keeps exactly the symmetric couplings, and CP's equivariance error is bounded by its fit error."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sciops._errors import ConfigError
+from sciops.nn._cp_fit import fused_cg_tensor
+from sciops.nn._tensor_product import (
+    CPTensorProduct,
+    E3nnTensorProduct,
+    GauntS2TensorProduct,
+    SHMatrixTensorProduct,
+    equivariance_error,
+)
+
+SH2 = "0e+1o+2e"
+MIXED = ("0e+1o+1e+2e", "0e+1o+2e", "0e+1o+1e+2e")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cp")
+
+
+@pytest.mark.parametrize("irreps", [(SH2, SH2, SH2), MIXED])
+def test_exact_forms_agree(x64, irreps):
+    T = fused_cg_tensor(*irreps)
+    rng = np.random.default_rng(0)
+    x1 = jnp.asarray(rng.normal(size=(3, T.shape[0])))
+    x2 = jnp.asarray(rng.normal(size=T.shape[1]))
+    ref = np.einsum("ijk,ci,j->ck", T, x1, x2)
+    for tp in (E3nnTensorProduct(*irreps), SHMatrixTensorProduct(*irreps)):
+        np.testing.assert_allclose(np.asarray(tp(x1, x2)), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [E3nnTensorProduct, SHMatrixTensorProduct, GauntS2TensorProduct])
+def test_exact_forms_are_equivariant(make, getkey):
+    tp = make(SH2, SH2, SH2)
+    assert equivariance_error(tp, key=getkey(), n_rotations=4, n_samples=64) < 1e-5
+
+
+def test_mixed_parity_product_is_equivariant(getkey):
+    tp = E3nnTensorProduct(*MIXED)
+    assert equivariance_error(tp, key=getkey(), n_rotations=4, n_samples=64) < 1e-5
+
+
+def test_gaunt_equals_cg_on_symmetric_paths_and_drops_antisymmetric(x64):
+    import e3nn_jax as e3nn
+
+    G = GauntS2TensorProduct(SH2, SH2, SH2).tensor()
+    T = fused_cg_tensor(SH2, SH2, SH2)
+    sl = e3nn.Irreps(SH2).slices()
+    n_paths = 0
+    for l1 in range(3):
+        for l2 in range(3):
+            for l3 in range(3):
+                g, t = G[sl[l1], sl[l2], sl[l3]], T[sl[l1], sl[l2], sl[l3]]
+                if np.linalg.norm(t) == 0:
+                    assert np.linalg.norm(g) < 1e-10
+                    continue
+                n_paths += 1
+                cos = np.sum(g * t) / (np.linalg.norm(g) * np.linalg.norm(t))
+                assert cos == pytest.approx(1.0, abs=1e-9), (l1, l2, l3)
+    assert n_paths == 11
+    # The 0x0->0 path is matched exactly by construction.
+    assert G[0, 0, 0] == pytest.approx(T[0, 0, 0], rel=1e-9)
+    # Antisymmetric coupling: two vectors. The CG product into 1e is the cross product; the S2
+    # product of two l=1 functions has no l=1 part at all.
+    a, b = jnp.array([[1.0, 2.0, -0.5]]), jnp.array([0.3, -1.0, 2.0])
+    cross = E3nnTensorProduct("1o", "1o", "1e")(a, b)[0]
+    np.testing.assert_allclose(np.asarray(cross) / np.linalg.norm(cross),
+                               np.cross(a[0], b) / np.linalg.norm(np.cross(a[0], b)), atol=1e-12)
+    s2 = GauntS2TensorProduct("1o", "1o", SH2)(a, b)[0]
+    assert np.abs(np.asarray(s2[1:4])).max() < 1e-12
+    assert np.abs(np.asarray(s2)).max() > 0.1
+
+
+@pytest.mark.parametrize("irreps,rank", [("0e+1o", 5), (SH2, 10), (SH2, 16)])
+def test_cp_equivariance_bounded_by_twice_fit_error(irreps, rank, cache, getkey):
+    tp = CPTensorProduct(irreps, irreps, irreps, rank, cache_dir=cache)
+    T = fused_cg_tensor(irreps, irreps, irreps)
+    measured = np.linalg.norm(tp.tensor() - T) / np.linalg.norm(T)
+    assert measured == pytest.approx(tp.relative_error, rel=1e-3)
+    assert tp.relative_error > 1e-3  # a genuinely approximate product: the bound is not vacuous
+    eq = equivariance_error(tp, key=getkey(), n_rotations=8, n_samples=256)
+    assert 0 < eq <= 2 * tp.relative_error
+
+
+def test_cp_at_paper_rank_is_near_exact_for_sh_irreps(cache):
+    tp = CPTensorProduct(SH2, SH2, SH2, cache_dir=cache)
+    assert tp.rank == 28
+    assert tp.relative_error < 1e-3
+
+
+def test_cp_target_error_and_frozen_factors(cache):
+    tp = CPTensorProduct("0e+1o", "0e+1o", "0e+1o", target_error=0.05, cache_dir=cache)
+    assert tp.rank == 5 and tp.relative_error <= 0.05
+    x1, x2 = jnp.ones((2, 4)), jnp.arange(4.0)
+    grads = eqx.filter_grad(lambda m: jnp.sum(m(x1, x2) ** 2))(tp)
+    assert float(jnp.abs(grads.A).max()) == 0.0 and float(jnp.abs(grads.C).max()) == 0.0
+    # ...while gradients with respect to the inputs flow.
+    gx = jax.grad(lambda x: jnp.sum(tp(x, x2) ** 2))(x1)
+    assert float(jnp.abs(gx).max()) > 0
+
+
+def test_bad_configurations():
+    with pytest.raises(ConfigError, match="spherical-harmonic parity"):
+        GauntS2TensorProduct("0e+1e", SH2, SH2)
+    with pytest.raises(ConfigError, match="either rank or target_error"):
+        CPTensorProduct(SH2, SH2, SH2, 4, target_error=0.1)
+    with pytest.raises(ConfigError, match="multiplicity 1"):
+        SHMatrixTensorProduct("2x0e", SH2, SH2)
