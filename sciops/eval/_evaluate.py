@@ -43,6 +43,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: list[str] | None = None,
             sets["val"] = bundle.val
     if not sets:
         raise DataError(f"{run_dir}: the run has no test sets; pass --data FILE")
+    if run.family.prepare is not None:
+        sets = {k: run.family.prepare(cfg.model, v) for k, v in sets.items()}
     mesh = make_mesh({"data": 1})
     out = {}
     for name, ds in sets.items():

@@ -36,6 +36,9 @@ class Family:
       evaluation metrics (averaged by the driver over a whole test set).
     - `plot(config, model, batch, path)`: optional; writes a PNG comparing prediction and truth
       for the first few samples of a (numpy) batch.
+    - `prepare(config, dataset) -> Dataset`: optional; host-side preprocessing applied by the
+      driver to every split after `build` (e.g. padded graph fields, edge lists and positional
+      encodings of meshes). `build` always sees the raw training split.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Family:
     loss: Callable[..., Any]
     metrics: Callable[..., Any]
     plot: Callable[..., Any] | None = None
+    prepare: Callable[..., Any] | None = None
 
 
 # family name -> module that defines `FAMILIES: dict[str, Family]`. Imported lazily so that a

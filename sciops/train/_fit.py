@@ -31,7 +31,7 @@ from ..models import Family
 from ..models import family as get_family
 from ._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ._config import Config, OptimizerConfig, config_from_dict, config_to_dict
-from ._data import prepare_data
+from ._data import DataBundle, prepare_data
 from ._distributed import barrier, gather, is_primary, local_copy, process_slice
 from ._mesh import field_shardings, make_mesh, replicated
 from ._partition import trainable_filter
@@ -243,6 +243,9 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         raise DataError(f"{config.data.path}: {e}") from None
     if config.transfer is not None:
         model = _source_model(config, model)
+    raw_train = bundle.train
+    if fam.prepare is not None:
+        bundle = _prepared(fam, config.model, bundle)
     spec = trainable_filter(model, config.transfer.trainable if config.transfer else None)
     params, static = eqx.partition(model, spec)
     optimizer = make_optimizer(tc.optimizer, tc.steps)
@@ -260,7 +263,7 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config),
                                                             sort_keys=False))
-        _write_sample(bundle.train, run_dir / _SAMPLE_FILE)
+        _write_sample(raw_train, run_dir / _SAMPLE_FILE)
     log = _MetricsLog(run_dir / "metrics.jsonl", start_step if resume else None)
     barrier("run-folder")
 
@@ -391,6 +394,14 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         _plots(fam, config, local_copy(model), bundle, run_dir)
     barrier("run-end")
     return RunResult(run_dir=run_dir, model=local_copy(model), metrics=final, steps=step)
+
+
+def _prepared(fam: Family, model_config: Any, bundle: DataBundle) -> DataBundle:
+    """The family's host-side preprocessing applied to every split."""
+    return DataBundle(
+        train=fam.prepare(model_config, bundle.train),
+        val=None if bundle.val is None else fam.prepare(model_config, bundle.val),
+        tests={k: fam.prepare(model_config, v) for k, v in bundle.tests.items()})
 
 
 def _plots(fam: Family, config: Config, model: Any, bundle, run_dir: pathlib.Path) -> None:

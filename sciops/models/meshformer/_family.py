@@ -1,0 +1,221 @@
+"""The family functions of `meshformer` and `meshgraphnet`: build, loss, metrics, plot, prepare.
+
+Training follows MeshGraphNets (Pfaff et al. 2021): a random time step per trajectory, Gaussian
+noise on the fluid nodes' state inputs with the target corrected for it, targets the normalised
+change per step, and a mean-squared loss over the nodes that evolve (fluid and outflow).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..._errors import DataError
+from ...data import Dataset, Normalizer
+from ...nn._graph import mesh_edges
+from ._config import MeshGraphNetConfig, MeshTransformerConfig
+from ._graphs import cell_array, prepare
+from ._mgn import MeshGraphNet
+from ._simulator import N_NODE_TYPES, NORMAL, MeshSimulator, check_prepared
+from ._transformer import MeshTransformer
+
+__all__ = ["build", "loss", "metrics", "plot", "prepare", "field_channels"]
+
+
+def field_channels(train: Dataset, fields) -> tuple[int, ...]:
+    """Channels of each named node field, checking the `(time, nodes, channels)` layout."""
+    out = []
+    n = train.shape("points")[0]
+    for f in fields:
+        if f not in train:
+            raise DataError(f"{train.name}: model field {f!r} is not in the data set; fields: "
+                            f"{', '.join(k for k in train.keys() if len(train.shape(k)) == 3)}")
+        shape = train.shape(f)
+        if len(shape) != 3 or shape[1] != n:
+            raise DataError(f"{train.name}: field {f!r} must have sample shape (time, {n}, "
+                            f"channels), got {shape}")
+        out.append(int(shape[2]))
+    return tuple(out)
+
+
+class _Moments:
+    def __init__(self):
+        self.n, self.s, self.ss = 0.0, 0.0, 0.0
+
+    def add(self, x: np.ndarray):  # x: (count, channels) float64
+        self.n += x.shape[0]
+        self.s = self.s + x.sum(0)
+        self.ss = self.ss + (x**2).sum(0)
+
+    def normalizer(self, floor=1e-8) -> Normalizer:
+        mean = self.s / max(self.n, 1)
+        std = np.sqrt(np.maximum(self.ss / max(self.n, 1) - mean**2, 0)) if self.n else 1.0
+        return Normalizer(np.asarray(mean, np.float32), np.maximum(std, floor).astype(np.float32))
+
+
+def _fit(config, train: Dataset):
+    """Normalisers of state, change per step, outputs, positions and edge features."""
+    if len(train) == 0:
+        raise DataError(f"{train.name}: empty training set")
+    for k in ("points", "node_mask", "node_type"):
+        if k not in train:
+            raise DataError(f"{train.name}: not a mesh data set with node types (no {k!r})")
+    state, delta, out, pos, edge = _Moments(), _Moments(), _Moments(), _Moments(), _Moments()
+    types: set[int] = set()
+    for i in range(len(train)):
+        s = {k: v[0] for k, v in train.take([i]).items()}
+        m = np.asarray(s["node_mask"], bool)
+        types |= set(np.unique(s["node_type"][m]).tolist())
+        x = np.concatenate([s[f] for f in config.state_fields], -1).astype(np.float64)
+        state.add(x[:, m].reshape(-1, x.shape[-1]))
+        ev = m & np.isin(s["node_type"], config.loss_node_types)
+        d = x[1:] - x[:-1]
+        delta.add(d[:, ev].reshape(-1, d.shape[-1]))
+        if config.output_fields:
+            y = np.concatenate([s[f] for f in config.output_fields], -1).astype(np.float64)
+            out.add(y[:, m].reshape(-1, y.shape[-1]))
+        p = np.asarray(s["points"], np.float64)
+        pos.add(p[m])
+        if isinstance(config, MeshGraphNetConfig):
+            n = int(s["n_nodes"]) if "n_nodes" in s else int(m.sum())
+            snd, rcv = mesh_edges(cell_array(s), n)
+            rel = p[snd] - p[rcv]
+            edge.add(np.concatenate([rel, np.linalg.norm(rel, axis=1, keepdims=True)], 1))
+    return (state.normalizer(), delta.normalizer(), out.normalizer() if config.output_fields
+            else None, pos.normalizer(), edge.normalizer() if isinstance(config, MeshGraphNetConfig)
+            else None, tuple(sorted(int(t) for t in types)))
+
+
+def _init(make, key):
+    """Build a network under one jit: eager initialisation compiles every distinct random
+    draw separately (seconds each on a busy CPU); traced, it is one small program."""
+    return eqx.filter_jit(make)(key)
+
+
+def build(config: MeshTransformerConfig | MeshGraphNetConfig, train: Dataset, *, key
+          ) -> MeshSimulator:
+    """The simulator, with normalisers fitted on `train` (raw mesh data set fields suffice)."""
+    sc = field_channels(train, config.state_fields)
+    oc = field_channels(train, config.output_fields)
+    state_norm, delta_norm, out_norm, pos_norm, edge_norm, types = _fit(config, train)
+    if any(t < 0 or t >= N_NODE_TYPES for t in types):
+        raise DataError(f"{train.name}: node types must lie in 0..{N_NODE_TYPES - 1}, got {types}")
+    c_in = sum(sc) + N_NODE_TYPES
+    c_out = sum(sc) + sum(oc)
+    if isinstance(config, MeshTransformerConfig):
+        c_in += (train.shape("points")[-1] if config.coordinates else 0) + config.laplacian_pe \
+            + config.random_walk_pe
+        distinct, index = config.connectivities()
+        net = _init(lambda k: MeshTransformer(
+            c_in, c_out, config.width, config.heads, config.n_layers, config.mlp_ratio,
+            config.encoder_depth, config.n_global, tuple(index), key=k), key)
+        extras = dict(coordinates=config.coordinates, laplacian_pe=config.laplacian_pe,
+                      random_walk_pe=config.random_walk_pe, n_graphs=len(distinct))
+    else:
+        net = _init(lambda k: MeshGraphNet(
+            c_in, train.shape("points")[-1] + 1, c_out, config.latent,
+            config.message_passing_steps, config.mlp_depth, key=k), key)
+        extras = dict(coordinates=False, laplacian_pe=0, random_walk_pe=0, n_graphs=0)
+    return MeshSimulator(net, state_norm, delta_norm, out_norm, pos_norm, edge_norm,
+                         tuple(config.state_fields), sc, tuple(config.output_fields), oc,
+                         tuple(config.loss_node_types), types, **extras)
+
+
+def _sample_loss(config, model: MeshSimulator, sample, key):
+    n_t = sample[config.state_fields[0]].shape[0]
+    kt, kn, kp = jax.random.split(key, 3)
+    t = jax.random.randint(kt, (), 0, n_t - 1)
+    x_t, x_next = model.state_at(sample, t), model.state_at(sample, t + 1)
+    fluid = ((sample["node_type"] == NORMAL) & sample["node_mask"])[:, None]
+    x_in = x_t + config.noise_std * jax.random.normal(kn, x_t.shape, x_t.dtype) * fluid
+    # the target corrects the noise, so a rollout learns to undo its own errors (Pfaff et al.)
+    target = [model.delta_norm.encode(x_next - x_in)]
+    if model.out_norm is not None:
+        target.append(model.out_norm.encode(model.outputs_at(sample, t + 1)))
+    target = jnp.concatenate(target, -1)
+    pred = model.predict(sample, x_in, key=kp if model.laplacian_pe else None)
+    w = model.evolving(sample).astype(pred.dtype)
+    err = jnp.mean((pred - target) ** 2, axis=-1)
+    return jnp.sum(err * w) / jnp.maximum(w.sum(), 1.0)
+
+
+def loss(config, model: MeshSimulator, batch, *, key):
+    """Mean over the batch of the per-trajectory masked one-step MSE (normalised units)."""
+    check_prepared(batch.keys(), model.net)
+    b = batch["node_mask"].shape[0]
+    values = jax.vmap(lambda s, k: _sample_loss(config, model, s, k))(
+        batch, jax.random.split(key, b))
+    value = jnp.mean(values)
+    return value, {"mse": value}
+
+
+def _rmse(a, b, mask):
+    """RMSE over masked nodes and all channels: a, b (..., nodes, channels)."""
+    w = mask[:, None].astype(a.dtype)
+    num = jnp.sum((a - b) ** 2 * w, axis=(-2, -1))
+    return jnp.sqrt(num / jnp.maximum(w.sum() * a.shape[-1], 1.0))
+
+
+def _sample_metrics(config, model: MeshSimulator, sample):
+    n_t = sample[config.state_fields[0]].shape[0]
+    mask = sample["node_mask"]
+    ts = np.unique(np.linspace(0, n_t - 2, min(8, n_t - 1)).astype(int))
+    out = {}
+    c0 = 0
+    preds = [model.step(sample, model.state_at(sample, int(t))) for t in ts]
+    for f, c in zip(model.state_fields, model.state_channels, strict=False):
+        errs = [_rmse(p[0][:, c0:c0 + c], sample[f][int(t) + 1], mask) for p, t in zip(preds, ts, strict=False)]
+        out[f"rmse_1step_{f}"] = jnp.mean(jnp.stack(errs))
+        c0 += c
+    c0 = 0
+    for f, c in zip(model.output_fields, model.output_channels, strict=False):
+        errs = [_rmse(p[1][:, c0:c0 + c], sample[f][int(t) + 1], mask) for p, t in zip(preds, ts, strict=False)]
+        out[f"rmse_1step_{f}"] = jnp.mean(jnp.stack(errs))
+        c0 += c
+    steps = min(config.eval_rollout_steps, n_t - 1)
+    if steps > 0:
+        truth = jnp.stack([model.state_at(sample, t) for t in range(1, steps + 1)])
+        states, _ = model.rollout(sample, model.state_at(sample, 0), truth)
+        out[f"rmse_rollout{steps}"] = jnp.mean(jax.vmap(lambda a, b: _rmse(a, b, mask))(states, truth))
+    return out
+
+
+def metrics(config, model: MeshSimulator, batch):
+    """Per-trajectory one-step RMSE per field (at ≤ 8 evenly spaced times, physical units) and
+    the RMSE of the state fields over an `eval_rollout_steps` rollout with true boundaries."""
+    check_prepared(batch.keys(), model.net)
+    return jax.vmap(lambda s: _sample_metrics(config, model, s))(batch)
+
+
+def plot(config, model: MeshSimulator, batch, path) -> None:
+    """Truth, one-step prediction and error of the first state field's magnitude (sample 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.tri import Triangulation
+
+    sample = {k: np.asarray(v[0]) for k, v in batch.items()}
+    n = int(sample["node_mask"].sum())
+    n_t = sample[config.state_fields[0]].shape[0]
+    t = n_t // 2 - 1 if n_t > 2 else 0
+    step = eqx.filter_jit(lambda m, s, x: m.step(s, x))
+    nxt, _ = step(model, {k: jnp.asarray(v) for k, v in sample.items()},
+                  model.state_at({k: jnp.asarray(v) for k, v in sample.items()}, t))
+    c = model.state_channels[0]
+    pred = np.linalg.norm(np.asarray(nxt)[:n, :c], axis=-1)
+    truth = np.linalg.norm(sample[config.state_fields[0]][t + 1, :n], axis=-1)
+    tri = Triangulation(sample["points"][:n, 0], sample["points"][:n, 1], cell_array(sample))
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), constrained_layout=True)
+    vmin, vmax = truth.min(), truth.max()
+    for ax, val, title, kw in ((axes[0], truth, "truth", dict(vmin=vmin, vmax=vmax)),
+                               (axes[1], pred, "prediction (1 step)", dict(vmin=vmin, vmax=vmax)),
+                               (axes[2], pred - truth, "error", dict(cmap="RdBu_r"))):
+        im = ax.tripcolor(tri, val, shading="gouraud", **kw)
+        ax.set_aspect("equal")
+        ax.set_title(f"|{config.state_fields[0]}| {title}, t={t + 1}")
+        fig.colorbar(im, ax=ax)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,175 @@
+"""Steady 3-D heat conduction in a plate with holes: $-k\\,\\Delta T = q$ on a masked node grid.
+
+The plate is $[0,1]^2 \\times [0, H]$ (layout ``(z, y, x)``). Cylindrical holes through the
+thickness are cooling channels: their walls, like the four side faces, are held at $T = 0$; the
+top and bottom faces are insulated ($\\partial_z T = 0$). The plate is heated from the top,
+$q(z) = q_0 (1 + z/H)$, so the temperature varies through the thickness as well as around the
+holes. A design is the number of holes, their centres and radii.
+
+Discretisation: the seven-point Laplacian on the nodes of the mask (every node outside it is a
+Dirichlet node); on the insulated faces a mirrored ghost node $T_{-1} = T_1$ keeps second order.
+The sparse system is solved directly with scipy. Tested with manufactured solutions (order 2 with
+and without a grid-aligned hole). Data follow the 3-D heat-transfer example of the multi-task
+DeepONet paper (Kumar, Goswami et al. 2024) at sciops sizes: inputs are the hole mask and the
+design vector, the output is the temperature field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .._errors import ConfigError
+from ..data import write_hdf5
+from ._geometry import PlateWithHoles, as_mask, grid_mask
+from ._problem import Problem
+
+__all__ = ["HeatConfig", "solve", "plate_mask", "generate_arrays", "generate", "PROBLEMS"]
+
+
+def solve(mask: np.ndarray, source: np.ndarray, spacing: tuple[float, ...],
+          neumann_axes: tuple[int, ...] = (0,), conductivity: float = 1.0,
+          boundary: np.ndarray | None = None) -> np.ndarray:
+    """Solve $-k\\Delta T = q$ on the nodes of `mask` (any number of dimensions).
+
+    **Arguments:**
+
+    - `mask`: 0/1 array, the unknown nodes (the grid faces of the non-Neumann axes must be 0).
+    - `source`: $q$ at the nodes, same shape.
+    - `spacing`: node spacing per axis.
+    - `neumann_axes`: axes whose two end planes are insulated (mirrored ghost nodes); nodes on
+      those planes may be unknowns.
+    - `conductivity`: $k$.
+    - `boundary`: Dirichlet values at the nodes off the mask (default 0).
+
+    **Returns:** $T$ at every node, equal to the Dirichlet values off the mask.
+    """
+    shape = source.shape
+    mask = as_mask(mask, shape)
+    if len(spacing) != len(shape):
+        raise ConfigError(f"heat.solve: spacing has {len(spacing)} entries for a "
+                          f"{len(shape)}-D grid")
+    for ax in range(len(shape)):
+        if ax not in neumann_axes:
+            ends = np.take(mask, [0, shape[ax] - 1], axis=ax)
+            if ends.any():
+                raise ConfigError(f"heat.solve: the mask must exclude the end planes of the "
+                                  f"Dirichlet axis {ax}")
+    g = np.zeros(shape) if boundary is None else np.asarray(boundary, dtype=np.float64)
+    index = -np.ones(shape, dtype=np.int64)
+    index[mask] = np.arange(mask.sum())
+    nodes = np.nonzero(mask)
+    me = index[nodes]
+    rhs = np.asarray(source, dtype=np.float64)[mask] / conductivity
+    rows, cols, vals = [me], [me], [np.zeros(me.size)]
+    for ax, h in enumerate(spacing):
+        w = 1.0 / h**2
+        for step in (1, -1):
+            nb = [c.copy() for c in nodes]
+            nb[ax] = nb[ax] + step
+            if ax in neumann_axes:
+                # Off the grid: the mirrored ghost equals the node on the other side.
+                off = (nb[ax] < 0) | (nb[ax] >= shape[ax])
+                nb[ax] = np.where(off, nodes[ax] - step, nb[ax])
+            vals[0] = vals[0] + w
+            q = index[tuple(nb)]
+            inside = q >= 0
+            rows.append(me[inside])
+            cols.append(q[inside])
+            vals.append(np.full(inside.sum(), -w))
+            rhs[~inside] += w * g[tuple(c[~inside] for c in nb)]
+    matrix = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(me.size, me.size))
+    out = g.copy()
+    out[mask] = spla.spsolve(matrix, rhs)
+    return out
+
+
+def plate_mask(holes, n: int, n_z: int) -> np.ndarray:
+    """The ``(n_z, n, n)`` mask of a plate with cylindrical through-holes ``(cx, cy, r)``."""
+    return np.broadcast_to(grid_mask(PlateWithHoles(tuple(holes)), n), (n_z, n, n)).copy()
+
+
+@dataclasses.dataclass(frozen=True)
+class HeatConfig:
+    """Parameters of the 3-D plate data set (`sciops generate heat3d`).
+
+    Each design has between 1 and `max_holes` holes with centres in $[0.2, 0.8]^2$, radii in
+    `radius`, at least `gap` apart (rejection sampling). The design vector holds, per hole slot,
+    ``(present, cx, cy, r)`` (zeros for absent holes).
+    """
+
+    n_samples: int = 400
+    resolution: int = 25         # nodes per side in x and y
+    n_z: int = 6                 # nodes through the thickness
+    thickness: float = 0.25
+    max_holes: int = 3
+    radius: tuple[float, float] = (0.06, 0.12)
+    gap: float = 0.04
+    source: float = 1.0          # q0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_holes < 1 or self.resolution < 8 or self.n_z < 2:
+            raise ConfigError(f"data.generate: need max_holes >= 1, resolution >= 8, n_z >= 2; "
+                              f"got {self.max_holes}, {self.resolution}, {self.n_z}")
+
+
+def _designs(config: HeatConfig, rng: np.random.Generator) -> np.ndarray:
+    designs = np.zeros((config.n_samples, config.max_holes, 4))
+    for i in range(config.n_samples):
+        count = rng.integers(1, config.max_holes + 1)
+        placed = []
+        while len(placed) < count:
+            cx, cy = rng.uniform(0.2, 0.8, 2)
+            r = rng.uniform(*config.radius)
+            if all(np.hypot(cx - px, cy - py) > r + pr + config.gap for px, py, pr in placed):
+                placed.append((cx, cy, r))
+        for j, hole in enumerate(placed):
+            designs[i, j] = (1.0, *hole)
+    return designs
+
+
+def generate_arrays(config: HeatConfig) -> dict[str, np.ndarray]:
+    """Solve every design of `config`; returns the arrays that `generate` writes."""
+    rng = np.random.default_rng(config.seed)
+    designs = _designs(config, rng)
+    n, nz = config.resolution, config.n_z
+    h = 1.0 / (n - 1)
+    hz = config.thickness / (nz - 1)
+    z = np.linspace(0.0, config.thickness, nz)
+    q = np.broadcast_to((config.source * (1 + z / config.thickness))[:, None, None], (nz, n, n))
+    masks, temps = [], []
+    for d in designs:
+        mask = plate_mask([tuple(row[1:]) for row in d if row[0] > 0], n, nz)
+        masks.append(mask)
+        temps.append(solve(mask, q, (hz, h, h), neumann_axes=(0,)))
+    return {"design": designs.reshape(config.n_samples, -1).astype(np.float32),
+            "mask": np.stack(masks)[:, None].astype(np.float32),
+            "u": np.stack(temps)[:, None].astype(np.float32),
+            "n_holes": designs[:, :, 0].sum(1).astype(np.int32)}
+
+
+def generate(config: HeatConfig, path, *, progress: bool = True) -> None:
+    """Write the data set to the HDF5 file `path`.
+
+    Fields: ``design`` (samples, 4·max_holes); ``mask`` and ``u`` (samples, 1, n_z, n, n) laid
+    out ``(z, y, x)``; ``n_holes`` (samples,). Root attribute ``bounds`` = [[0, H], [0, 1],
+    [0, 1]].
+    """
+    if progress:
+        print(f"heat3d: solving {config.n_samples} designs on {config.n_z}x{config.resolution}^2",
+              flush=True)
+    arrays = generate_arrays(config)
+    layout = {"layout": "samples channels z y x"}
+    write_hdf5(path, arrays,
+               attrs={"problem": "heat3d", "config": dataclasses.asdict(config),
+                      "bounds": [[0.0, config.thickness], [0.0, 1.0], [0.0, 1.0]]},
+               field_attrs={"mask": layout, "u": layout,
+                            "design": {"description": "per hole slot: present, cx, cy, r"}})
+
+
+PROBLEMS = {"heat3d": Problem("heat3d", HeatConfig, generate)}
