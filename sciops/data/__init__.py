@@ -36,3 +36,6 @@ from ._meshio import write_xdmf as write_xdmf
 from ._normalize import Normalizer as Normalizer
 from ._normalize import fit_normalizer as fit_normalizer
 from ._split import split as split
+from ._mesh_import import import_mesh_data as import_mesh_data
+from ._mesh_import import read_graphphysics_h5 as read_graphphysics_h5
+from ._mesh_import import read_meshgraphnets as read_meshgraphnets

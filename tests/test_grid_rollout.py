@@ -1,0 +1,108 @@
+"""Grid rollouts: exact errors of a known simulator (the leapfrog extrapolation) on trajectories
+polynomial in time, the boundary ring, the files written, and bad input."""
+
+import csv
+import json
+import pathlib
+import types
+
+import equinox as eqx
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sciops._errors import ConfigError, DataError
+from sciops.data import Dataset, write_hdf5
+from sciops.eval._grid_rollout import rollout
+from sciops.models import family
+from sciops.models.wavecnn import WaveCNNConfig
+
+S, T = 12, 9
+
+
+def _shape():
+    x = np.linspace(0, 1, S)
+    return (1.0 + np.outer(np.cos(2 * x), np.sin(3 * x + 0.5))).astype(np.float32)
+
+
+def _run(tmp_path, power):
+    """A run whose model is exactly u^{n+1} = 2u^n - u^{n-1} (zero network output), and a file
+    of trajectories u_t = t^power f(x)."""
+    f = _shape()
+    t = np.arange(T, dtype=np.float32)
+    u = (t[:, None, None] ** power * f)[None].repeat(2, axis=0)
+    c = np.full((2, 1, S, S), 1.5, np.float32)
+    path = write_hdf5(tmp_path / f"poly{power}.h5", {"u": u, "c": c})
+    fam = family("wavecnn")
+    cfg = WaveCNNConfig(width=4, depth=1, kernel_size=3)
+    model = fam.build(cfg, Dataset({"u": u + np.random.default_rng(0).normal(size=u.shape),
+                                    "c": c}), key=jax.random.key(0))
+    model = eqx.tree_at(lambda m: m.project.weight, model, jnp.zeros_like(model.project.weight))
+    return types.SimpleNamespace(model=model, config=cfg, family=fam), path, f
+
+
+def test_linear_in_time_is_rolled_out_exactly(tmp_path):
+    run, path, _ = _run(tmp_path, 1)
+    out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False)
+    assert out["steps"] == T - 2
+    assert max(out["rel_l2"]) < 1e-6
+
+
+@pytest.mark.parametrize("boundary", ["truth", "model"])
+def test_quadratic_in_time_exact_errors(tmp_path, boundary):
+    """u_t = t^2 f. Teacher-forced: the extrapolation misses the second difference 2f, so the
+    relative error at time t is 2/t^2. Autoregressive from (0, f): the prediction is t f, error
+    (t^2 - t)/t^2; with the true boundary ring only the interior nodes carry it."""
+    run, path, f = _run(tmp_path, 2)
+    t = np.arange(2, T, dtype=np.float64)
+    forced = rollout(run, path, mode="teacher_forced", boundary="model",
+                     out_dir=tmp_path / "tf", progress=False)
+    np.testing.assert_allclose(forced["rel_l2"], 2 / t**2, rtol=1e-5)
+    free = rollout(run, path, boundary=boundary, out_dir=tmp_path / boundary, progress=False)
+    inner = np.linalg.norm(f[1:-1, 1:-1]) / np.linalg.norm(f)
+    expected = (t**2 - t) / t**2 * (inner if boundary == "truth" else 1.0)
+    np.testing.assert_allclose(free["rel_l2"], expected, rtol=1e-5)
+    assert free["rel_l2_final"] == pytest.approx(expected[-1], rel=1e-5)
+    if boundary == "truth":
+        # Held at the last input frame (t = 1, values f) the ring is off by (t^2 - 1) f there.
+        hold = rollout(run, path, boundary="hold", mode="teacher-forced",
+                       out_dir=tmp_path / "hold", progress=False)
+        ring = np.sqrt(np.linalg.norm(f) ** 2 - np.linalg.norm(f[1:-1, 1:-1]) ** 2)
+        err = np.sqrt((2 * inner * np.linalg.norm(f)) ** 2 + ((t**2 - 1) * ring) ** 2)
+        np.testing.assert_allclose(hold["rel_l2"], err / (t**2 * np.linalg.norm(f)), rtol=1e-5)
+
+
+def test_files_written(tmp_path):
+    run, path, _ = _run(tmp_path, 2)
+    out = rollout(run, path, steps=5, out_dir=tmp_path / "out", progress=False)
+    files = out["files"]
+    with open(files["csv"]) as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["step", "rel_l2", "rmse", "rel_l2_cumulative"] and len(rows) == 6
+    assert json.loads(pathlib.Path(files["json"]).read_text())["rel_l2"] == pytest.approx(out["rel_l2"])
+    with h5py.File(files["frames"]) as h5:
+        assert h5["pred"].shape == (2, 5, S, S) and h5["rel_l2"].shape == (2, 5)
+        np.testing.assert_allclose(h5["truth"][0, 0], 4 * _shape(), rtol=1e-6)
+    from PIL import Image
+
+    with Image.open(files["animation"]) as gif:
+        assert gif.n_frames == 5
+    with Image.open(files["snapshots"]) as png:
+        assert png.size[0] > 300
+
+
+def test_bad_input(tmp_path):
+    run, path, _ = _run(tmp_path, 1)
+    with pytest.raises(ConfigError, match=r"steps: expected an integer in \[1, 7\]"):
+        rollout(run, path, steps=8, out_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="mode"):
+        rollout(run, path, mode="forced", out_dir=tmp_path, progress=False)
+    short = write_hdf5(tmp_path / "short.h5", {"u": np.zeros((1, 2, S, S), np.float32),
+                                               "c": np.ones((1, 1, S, S), np.float32)})
+    with pytest.raises(DataError, match="has 2 frames, fewer than model.history"):
+        rollout(run, short, out_dir=tmp_path, progress=False)
+    not_grid = types.SimpleNamespace(model=object(), config=None, family=run.family)
+    with pytest.raises(ConfigError, match="not a grid simulator"):
+        rollout(not_grid, path, out_dir=tmp_path, progress=False)
