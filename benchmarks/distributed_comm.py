@@ -32,9 +32,8 @@ _RESULT = re.compile(r"=\s*\(?([a-z]+\d*)\[([\d,]*)\]")
 _BYTES = {"f32": 4, "c64": 8, "f64": 8, "c128": 16, "s32": 4, "bf16": 2, "f16": 2, "pred": 1}
 
 
-def collective_bytes(hlo: str) -> dict[str, int]:
-    """Sum of the result sizes (bytes, per device) of each kind of collective in an HLO text."""
-    out = dict.fromkeys(_OPS, 0)
+def collectives(hlo: str):
+    """(op, dtype, elements) of the result of every collective instruction in an HLO text."""
     for line in hlo.splitlines():
         for op in _OPS:
             if f" {op}(" in line or f" {op}-start(" in line:
@@ -44,23 +43,20 @@ def collective_bytes(hlo: str) -> dict[str, int]:
                     for d in m.group(2).split(","):
                         if d:
                             n *= int(d)
-                    out[op] += n * _BYTES.get(m.group(1), 4)
+                    yield op, m.group(1), n
+
+
+def collective_bytes(hlo: str) -> dict[str, int]:
+    """Sum of the result sizes (bytes, per device) of each kind of collective in an HLO text."""
+    out = dict.fromkeys(_OPS, 0)
+    for op, dtype, n in collectives(hlo):
+        out[op] += n * _BYTES.get(dtype, 4)
     return out
 
 
 def largest_collective(hlo: str) -> int:
     """Elements in the largest result of any collective (a gathered field would show here)."""
-    best = 0
-    for line in hlo.splitlines():
-        if any(f" {op}(" in line or f" {op}-start(" in line for op in _OPS):
-            m = _RESULT.search(line)
-            if m:
-                n = 1
-                for d in m.group(2).split(","):
-                    if d:
-                        n *= int(d)
-                best = max(best, n)
-    return best
+    return max((n for _, _, n in collectives(hlo)), default=0)
 
 
 def main(argv=None) -> list[dict]:
