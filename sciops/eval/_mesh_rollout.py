@@ -27,6 +27,7 @@ import numpy as np
 
 from .._errors import ConfigError, DataError
 from ..data import MeshField, mesh_field, read_mesh_dataset, read_xdmf, write_xdmf
+from ..models.meshformer._family import triptych
 
 __all__ = ["rollout"]
 
@@ -132,16 +133,8 @@ def _snapshots(out_dir, name, mesh, truth, pred, fields, channels, steps_to_plot
         def mag(a):
             return np.linalg.norm(a[..., c0:c0 + c], axis=-1) if c > 1 else a[..., c0]
         for s in steps_to_plot:
-            t, p = mag(truth[s]), mag(pred[s])
-            fig, axes = plt.subplots(3, 1, figsize=(8, 7), constrained_layout=True)
-            lo, hi = float(t.min()), float(t.max())
-            for ax, val, title, kw in ((axes[0], t, "truth", dict(vmin=lo, vmax=hi)),
-                                       (axes[1], p, "prediction", dict(vmin=lo, vmax=hi)),
-                                       (axes[2], p - t, "error", dict(cmap="RdBu_r"))):
-                im = ax.tripcolor(tri, val, shading="gouraud", **kw)
-                ax.set_aspect("equal")
-                ax.set_title(f"{'|' + f + '|' if c > 1 else f} {title}, step {s}")
-                fig.colorbar(im, ax=ax)
+            fig = triptych(tri, mag(truth[s]), mag(pred[s]), f"|{f}|" if c > 1 else f,
+                           f"step {s}")
             path = out_dir / f"{name}_snapshot_{f}_step{s:04d}.png"
             fig.savefig(path, dpi=80)
             plt.close(fig)

@@ -208,14 +208,24 @@ def plot(config, model: MeshSimulator, batch, path) -> None:
     pred = np.linalg.norm(np.asarray(nxt)[:n, :c], axis=-1)
     truth = np.linalg.norm(sample[config.state_fields[0]][t + 1, :n], axis=-1)
     tri = Triangulation(sample["points"][:n, 0], sample["points"][:n, 1], cell_array(sample))
+    fig = triptych(tri, truth, pred, f"|{config.state_fields[0]}|", f"t={t + 1}",
+                   "prediction (1 step)")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def triptych(tri, truth, pred, label: str, when: str, pred_title: str = "prediction"):
+    """A figure of truth / prediction / error of one nodal field on a triangulation (truth and
+    prediction on the truth's colour range, the error on a diverging map)."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), constrained_layout=True)
-    vmin, vmax = truth.min(), truth.max()
-    for ax, val, title, kw in ((axes[0], truth, "truth", dict(vmin=vmin, vmax=vmax)),
-                               (axes[1], pred, "prediction (1 step)", dict(vmin=vmin, vmax=vmax)),
+    lo, hi = float(np.min(truth)), float(np.max(truth))
+    for ax, val, title, kw in ((axes[0], truth, "truth", dict(vmin=lo, vmax=hi)),
+                               (axes[1], pred, pred_title, dict(vmin=lo, vmax=hi)),
                                (axes[2], pred - truth, "error", dict(cmap="RdBu_r"))):
         im = ax.tripcolor(tri, val, shading="gouraud", **kw)
         ax.set_aspect("equal")
-        ax.set_title(f"|{config.state_fields[0]}| {title}, t={t + 1}")
+        ax.set_title(f"{label} {title}, {when}")
         fig.colorbar(im, ax=ax)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
