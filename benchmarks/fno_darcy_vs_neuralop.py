@@ -30,16 +30,23 @@ DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "neural
 
 
 def _pin_threads(threads: int) -> None:
-    """Pin XLA's CPU threads; must run before jax is imported."""
+    """Give the whole process (both sides) the same `threads` cores; must run before jax is
+    imported.
+
+    The process's CPU affinity is set to the first `threads` cores it may use, so neither XLA's
+    thread pools nor torch's can run on more (XLA sizes its pools from the affinity mask; torch
+    is also told with `torch.set_num_threads`). With one thread XLA's Eigen pool is disabled too.
+    """
     if "jax" in sys.modules:
         print("note: jax was imported before main(); its thread count is not pinned",
               file=sys.stderr)
-    flags = os.environ.get("XLA_FLAGS", "")
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        raise SystemExit(f"--threads {threads}: only {len(allowed)} cores are available")
+    os.sched_setaffinity(0, allowed[:threads])
     if threads == 1:
-        flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    else:
-        flags += f" intra_op_parallelism_threads={threads}"
-    os.environ["XLA_FLAGS"] = flags.strip()
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = flags.strip()
 
 
 def _load(data_dir: pathlib.Path):

@@ -64,6 +64,10 @@ def test_fit_then_evaluate(small, capsys):
     assert main(["evaluate", str(run), "--data", str(d / "fine.h5"), "--json"]) == 0
     fine = json.loads(capsys.readouterr().out)["fine"]
     assert 0 < fine["l2"] < 1
+    # a corrupt evaluation file: one clear line naming it, exit 2 (here, where the run exists)
+    (d / "corrupt.h5").write_bytes(b"not an hdf5 file at all")
+    proc = _run("evaluate", str(run), "--data", str(d / "corrupt.h5"))
+    assert proc.returncode == 2 and "corrupt.h5: not a readable HDF5 file" in proc.stderr
 
 
 def test_generate_writes_schema(tmp_path, capsys):
@@ -105,7 +109,6 @@ def test_bad_input_exits_2_with_one_line(small):
     write_hdf5(d / "mismatch.h5", {"x": np.zeros((16, 1, 16, 16), np.float32),
                                    "y": np.zeros((16, 1, 8, 8), np.float32)})
     (d / "syntax.yaml").write_text("name: x\nmodel:\n  family: fno\n  n_modes: [1, 2\n")
-    (d / "corrupt.h5").write_bytes(b"not an hdf5 file at all")
     cases = _bad_configs(d, raw)
     cases["syntax"] = (d / "syntax.yaml", "syntax.yaml: YAML syntax error at line 5")
     for name, (path, expect) in cases.items():
@@ -118,8 +121,6 @@ def test_bad_input_exits_2_with_one_line(small):
     assert proc.returncode == 2 and "train.stpes: unknown key (did you mean 'steps'?)" in proc.stderr
     proc = _run("evaluate", str(d / "run_missing"))
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
-    proc = _run("evaluate", str(d / "run"), "--data", str(d / "corrupt.h5"))
-    assert proc.returncode == 2 and "corrupt.h5: not a readable HDF5 file" in proc.stderr
     proc = _run("generate", "darcyy")
     assert proc.returncode == 2 and "did you mean 'darcy'?" in proc.stderr
     proc = _run("--debug", "fit", str(cases["unknown_key"][0]))
