@@ -51,6 +51,11 @@ def _train(args, product: str, out: pathlib.Path):
     return result, time.perf_counter() - t
 
 
+def _closest(atoms) -> float:
+    d = atoms.get_all_distances(mic=True)
+    return float(d[d > 0].min())
+
+
 def _md(calc, args):
     from ase import units
     from ase.build import bulk
@@ -68,18 +73,24 @@ def _md(calc, args):
     dyn = VelocityVerlet(atoms, 1.0 * units.fs)
     n_steps = int(round(args.nve_ps * 1000))
     every = 10
-    times, energies = [], []
+    times, energies, nve_temps, nve_min = [], [], [], np.inf
     t = time.perf_counter()
     for k in range(0, n_steps + 1, every):
         if k:
             dyn.run(every)
         times.append(k / 1000.0)
         energies.append(atoms.get_total_energy() / n)
+        nve_temps.append(atoms.get_temperature())
+        nve_min = min(nve_min, _closest(atoms))
+        if args.progress and k % 1000 == 0:
+            print(f"NVE {k / 1000:.1f} ps: E {energies[-1]:.6f} eV/atom, T {nve_temps[-1]:.0f} K",
+                  flush=True)
     nve_seconds = time.perf_counter() - t
     times, energies = np.array(times), np.array(energies)
     slope = np.polyfit(times, energies, 1)[0]  # eV/atom/ps
     nve = {"atoms": n, "ps": args.nve_ps, "drift_meV_per_atom_per_ps": 1e3 * abs(slope),
            "max_deviation_meV_per_atom": 1e3 * np.abs(energies - energies[0]).max(),
+           "mean_T_K": float(np.mean(nve_temps)), "min_distance_A": float(nve_min),
            "wall_s": nve_seconds, "ms_per_step": 1e3 * nve_seconds / max(n_steps, 1)}
 
     atoms.calc = calc
@@ -97,14 +108,35 @@ def _md(calc, args):
             nvt_error = f"{type(e).__name__}: {e}"
             break
         temps.append(atoms.get_temperature())
-        d = atoms.get_all_distances(mic=True)
-        min_dist = min(min_dist, d[d > 0].min())
+        min_dist = min(min_dist, _closest(atoms))
+        if args.progress and len(temps) % 20 == 0:
+            print(f"NVT {len(temps) * 50 / 1000:.1f} ps: T {temps[-1]:.0f} K", flush=True)
+    half = np.asarray(temps[len(temps) // 2:])
+    nvt_seconds = time.perf_counter() - t
     nvt = {"ps": args.nvt_ps, "target_K": args.nvt_temperature, "stable": ok,
-           "mean_T_K": float(np.mean(temps[len(temps) // 2:])) if temps else float("nan"),
-           "min_distance_A": float(min_dist), "wall_s": time.perf_counter() - t}
+           "mean_T_K": float(half.mean()) if half.size else float("nan"),
+           "std_T_K": float(half.std()) if half.size else float("nan"),
+           "min_T_K": float(np.min(temps)) if temps else float("nan"),
+           "max_T_K": float(np.max(temps)) if temps else float("nan"),
+           "min_distance_A": float(min_dist), "wall_s": nvt_seconds,
+           "ms_per_step": 1e3 * nvt_seconds / max(50 * len(temps), 1)}
     if not ok:
         nvt["error"] = nvt_error
     return nve, nvt
+
+
+def _print_md(report, args):
+    nve, nvt = report["nve"], report["nvt"]
+    print(f"\nNVE ({nve['atoms']} atoms, 1 fs, {nve['ps']} ps, from {args.nve_temperature} K): "
+          f"drift {nve['drift_meV_per_atom_per_ps']:.4f} meV/atom/ps (linear fit), max deviation "
+          f"{nve['max_deviation_meV_per_atom']:.3f} meV/atom, mean T {nve['mean_T_K']:.0f} K, "
+          f"closest pair {nve['min_distance_A']:.2f} Å, {nve['ms_per_step']:.1f} ms/step")
+    print(f"NVT (Langevin {nvt['target_K']} K, 1 fs, {nvt['ps']} ps): stable={nvt['stable']}, "
+          f"T (second half) {nvt['mean_T_K']:.0f} ± {nvt['std_T_K']:.0f} K, range "
+          f"{nvt['min_T_K']:.0f}-{nvt['max_T_K']:.0f} K, closest pair "
+          f"{nvt['min_distance_A']:.2f} Å, {nvt['ms_per_step']:.1f} ms/step")
+    print(f"load before {tuple(round(x, 1) for x in report['load_before'])}, after "
+          f"{tuple(round(x, 1) for x in report['load_after'])}")
 
 
 def main(argv=None) -> dict:
@@ -127,6 +159,9 @@ def main(argv=None) -> dict:
     p.add_argument("--nvt-ps", type=float, default=2.0)
     p.add_argument("--nvt-temperature", type=float, default=600.0)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--md-run", default=None,
+                   help="skip training: run the MD with the calculator of this finished run")
+    p.add_argument("--no-md", action="store_true", help="train and evaluate only")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -135,6 +170,13 @@ def main(argv=None) -> dict:
 
     out = pathlib.Path(args.out)
     report = {"load_before": os.getloadavg(), "args": vars(args), "models": {}}
+    if args.md_run is not None:
+        nve, nvt = _md(Calculator.from_run(args.md_run), args)
+        report["nve"], report["nvt"], report["load_after"] = nve, nvt, os.getloadavg()
+        _print_md(report, args)
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+        return report
     for product in args.products:
         result, seconds = _train(args, product, out)
         test = result.metrics.get("test", {})
@@ -145,8 +187,8 @@ def main(argv=None) -> dict:
     f = d["forces"][d["mask"].astype(bool)]
     report["test_force_std"] = float(np.std(f))
     report["test_force_mean_abs"] = float(np.mean(np.abs(f)))
-    nve, nvt = _md(Calculator.from_run(out / args.products[0]), args)
-    report["nve"], report["nvt"] = nve, nvt
+    if not args.no_md:
+        report["nve"], report["nvt"] = _md(Calculator.from_run(out / args.products[0]), args)
     report["load_after"] = os.getloadavg()
 
     std = report["test_force_std"]
@@ -165,12 +207,8 @@ def main(argv=None) -> dict:
     if len(report["models"]) > 1:
         a, b = (report["models"][k].get("forces_mae", np.nan) for k in args.products[:2])
         print(f"\n{args.products[0]} / {args.products[1]} force MAE ratio: {a / b:.3f}")
-    print(f"\nNVE ({nve['atoms']} atoms, 1 fs, {nve['ps']} ps, from {args.nve_temperature} K): "
-          f"drift {nve['drift_meV_per_atom_per_ps']:.3f} meV/atom/ps, max deviation "
-          f"{nve['max_deviation_meV_per_atom']:.3f} meV/atom, {nve['ms_per_step']:.1f} ms/step")
-    print(f"NVT (Langevin {nvt['target_K']} K, 1 fs, {nvt['ps']} ps): stable={nvt['stable']}, "
-          f"mean T (second half) {nvt['mean_T_K']:.0f} K, min distance "
-          f"{nvt['min_distance_A']:.2f} Å")
+    if not args.no_md:
+        _print_md(report, args)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1, default=float))
     return report

@@ -63,6 +63,12 @@ def test_calculator_matches_training_path(setup):
                                [st[0, 0], st[1, 1], st[2, 2], st[1, 2], st[0, 2], st[0, 1]],
                                atol=1e-6)
     assert np.sqrt(np.mean(a.get_forces() ** 2)) == pytest.approx(0.1, rel=0.3)
+    # MD asks for forces only: the path without the strain derivative gives the same numbers.
+    b = a.copy()
+    b.calc = Calculator(model, cfg)
+    np.testing.assert_allclose(b.get_forces(), np.asarray(f), atol=1e-5)
+    assert b.get_potential_energy() == pytest.approx(float(e), rel=1e-6)
+    assert "stress" not in b.calc.results
 
 
 def test_nve_conserves_energy_and_langevin_runs(setup):
@@ -85,6 +91,8 @@ def test_nve_conserves_energy_and_langevin_runs(setup):
         total.append(a.get_total_energy())
         potential.append(a.get_potential_energy())
     total, potential = np.array(total), np.array(potential)
+    # 200 steps, one compiled evaluation (fixed atoms, an edge budget that did not need to grow).
+    assert a.calc._evaluate[False]._cache_size() == 1
     drift = np.abs(total - total[0]).max() / len(a)
     assert drift < 1e-3  # eV/atom over 200 fs
     # Not vacuous: atoms moved and the potential energy exchanged with the kinetic.

@@ -151,6 +151,28 @@ def test_cp_and_exact_products_swap_by_injection(cache):
                                atol=1e-3 * float(jnp.abs(out["sh_matrix"][1]).max()))
 
 
+def test_edge_operator_equals_the_product_it_replaces(cache):
+    """The per-edge matrix form (used by the potential for CP and SH-matrix products) gives the
+    same messages as applying the product edge by edge; products without one return None."""
+    from sciops.models.mlip._potential import edge_operator
+    from sciops.nn._tensor_product import (
+        CPTensorProduct,
+        E3nnTensorProduct,
+        SHMatrixTensorProduct,
+    )
+
+    irreps = "0e+1o+2e"
+    k1, k2 = jax.random.split(jax.random.key(7))
+    x = jax.random.normal(k1, (6, 5, 9))
+    sh = jax.random.normal(k2, (6, 9))
+    for tp in (CPTensorProduct(irreps, irreps, irreps, 28, cache_dir=cache),
+               SHMatrixTensorProduct(irreps, irreps, irreps)):
+        want = np.asarray(jax.vmap(tp)(x, sh))
+        got = np.asarray(jnp.einsum("eci,eik->eck", x, edge_operator(tp, sh)))
+        np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
+    assert edge_operator(E3nnTensorProduct(irreps, irreps, irreps), sh) is None
+
+
 def test_training_reduces_force_error(cache):
     ds = cu_dataset(2, seed=3)
     cfg = small_config(cache, lmax=1, channels=8, n_layers=1)

@@ -34,7 +34,8 @@ TRICLINIC = np.array([[6.0, 0.0, 0.0], [1.5, 5.5, 0.0], [-1.0, 0.8, 6.2]])
     (np.diag([3.0, 3.5, 4.0]), (True, True, True), 4.2),  # cutoff beyond the cell: many images
     (None, (False, False, False), 2.5),
 ])
-def test_cell_list_matches_brute_force(cell, pbc, cutoff):
+@pytest.mark.parametrize("method", ["cells", "dense"])
+def test_host_lists_match_brute_force(cell, pbc, cutoff, method):
     rng = np.random.default_rng(1)
     n = 40
     if cell is None:
@@ -44,12 +45,24 @@ def test_cell_list_matches_brute_force(cell, pbc, cutoff):
         pos = (rng.uniform(-1.5, 2.5, size=(n, 3)) * np.array(pbc, float)
                + rng.uniform(0, 1, size=(n, 3)) * ~np.array(pbc)) @ cell
     ref = neighbor_list_brute(pos, cutoff, cell, pbc)
-    got = neighbor_list(pos, cutoff, cell, pbc)
+    got = neighbor_list(pos, cutoff, cell, pbc, method=method)
     assert len(ref[0]) > n  # a non-trivial graph
     assert _edges(*got) == _edges(*ref)
     c = np.zeros((3, 3)) if cell is None else cell
     d = np.linalg.norm(_vectors(pos, c, *got), axis=1)
     assert d.max() < cutoff and d.min() > 0
+
+
+def test_auto_switches_to_cell_lists_for_large_structures():
+    # 3000 atoms: far beyond the dense pass's candidate limit, so "auto" takes the cell list;
+    # both must give the same edges.
+    rng = np.random.default_rng(4)
+    cell = np.diag([30.0, 31.0, 32.0])
+    pos = rng.uniform(0, 1, size=(3000, 3)) @ cell
+    auto = neighbor_list(pos, 2.0, cell, True)
+    cells = neighbor_list(pos, 2.0, cell, True, method="cells")
+    assert len(auto[0]) > 3000
+    assert _edges(*auto) == _edges(*cells)
 
 
 def test_dense_builder_matches_cell_list():

@@ -1,9 +1,12 @@
 """An ASE calculator for a trained `mlip` potential: energy (eV), forces (eV/Å) and stress
 (eV/Å³), usable with ASE's optimisers and molecular dynamics (VelocityVerlet, Langevin).
 
-Each call builds the neighbour list on the host with linear-time cell lists, pads it to an edge
-budget that only grows (in steps of 256 edges, with 25 % headroom), and evaluates one compiled
-function; a trajectory with a fixed number of atoms therefore compiles once or a few times.
+Each call builds the neighbour list on the host (one vectorised pass for small cells, linear-time
+cell lists for large ones), pads it to an edge budget that only grows (in steps of 256 edges, with
+25 % headroom), and evaluates one compiled function held by the calculator (energy and forces, or
+energy, forces and stress when ASE asks for the stress); a trajectory with a fixed number of atoms
+therefore compiles once or a few times. The model's arrays are split from its static structure
+once, so a call hands only arrays to the compiled function.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 
 import equinox as eqx
-import jax.numpy as jnp
+import jax
 import numpy as np
 from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import all_changes
@@ -19,14 +22,19 @@ from ase.calculators.calculator import all_changes
 from ..._errors import ConfigError
 from ._family import MLIPConfig, check_structure
 from ._neighbors import pad_graph
-from ._potential import TDNPotential, energy_forces_stress
+from ._potential import TDNPotential, energy_forces, energy_forces_stress
 
 __all__ = ["Calculator"]
 
 
-@eqx.filter_jit
-def _evaluate(model, positions, species, mask, cell, graph):
-    return energy_forces_stress(model, positions, species, mask, cell, graph)
+def _compiled(static, with_stress: bool):
+    """One jitted evaluation for the model structure `static` (arrays are the first argument)."""
+    fn = energy_forces_stress if with_stress else energy_forces
+
+    def evaluate(params, positions, species, mask, cell, graph):
+        return fn(eqx.combine(params, static), positions, species, mask, cell, graph)
+
+    return jax.jit(evaluate)
 
 
 class Calculator(_ASECalculator):
@@ -54,6 +62,10 @@ class Calculator(_ASECalculator):
         self.config = config
         self.edge_headroom = float(edge_headroom)
         self.max_edges = 0
+        self._params, static = eqx.partition(model, eqx.is_array)
+        self._evaluate = {s: _compiled(static, s) for s in (False, True)}
+        self._known = np.asarray(model.energy_scale.known)
+        self._dtype = np.dtype(model.embedding.dtype)
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
@@ -78,18 +90,18 @@ class Calculator(_ASECalculator):
         centers, neighbors, shifts = check_structure(
             self.config, pos, z, cell if np.abs(cell).sum() > 0 else None, pbc,
             where=f"structure {a.get_chemical_formula()}",
-            known=np.asarray(self.model.energy_scale.known))
+            known=self._known)
         if len(centers) > self.max_edges:
             need = int(np.ceil(len(centers) * self.edge_headroom))
             self.max_edges = 256 * int(np.ceil(need / 256))
         graph = pad_graph(centers, neighbors, shifts, self.max_edges)
-        dtype = self.model.embedding.dtype
-        e, f, s = _evaluate(self.model, jnp.asarray(pos, dtype), jnp.asarray(z),
-                            jnp.ones(len(z), bool), jnp.asarray(cell, dtype),
-                            graph._replace(shifts=jnp.asarray(graph.shifts, dtype)))
-        self.results["energy"] = self.results["free_energy"] = float(e)
-        self.results["forces"] = np.asarray(f, np.float64)
-        if pbc.all():
-            s = np.asarray(s, np.float64)
+        graph = graph._replace(shifts=graph.shifts.astype(self._dtype))
+        with_stress = "stress" in properties and bool(pbc.all())
+        out = self._evaluate[with_stress](self._params, pos.astype(self._dtype), z,
+                                          np.ones(len(z), bool), cell.astype(self._dtype), graph)
+        self.results["energy"] = self.results["free_energy"] = float(out[0])
+        self.results["forces"] = np.asarray(out[1], np.float64)
+        if with_stress:
+            s = np.asarray(out[2], np.float64)
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2],
                                                s[0, 1]])

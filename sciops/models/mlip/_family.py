@@ -112,13 +112,18 @@ def check_structure(config: MLIPConfig, positions, species, cell, pbc, *, where:
             raise DataError(f"{where}: periodic cell too small for the cutoff: perpendicular "
                             f"widths {np.round(h, 3).tolist()} Å, model.cutoff = {config.cutoff} Å"
                             f" (use a supercell)")
-    i, j, s = neighbor_list(positions, config.min_distance, cell, pbc)
-    if len(i):
-        vec = positions[j] - positions[i] + s @ (np.zeros((3, 3)) if cell is None else cell)
-        k = int(np.argmin(np.linalg.norm(vec, axis=1)))
-        raise DataError(f"{where}: atoms {i[k]} and {j[k]} are {np.linalg.norm(vec[k]):.3f} Å "
+    # One neighbour list serves both the distance check and the model's edges.
+    i, j, s = neighbor_list(positions, max(config.cutoff, config.min_distance), cell, pbc)
+    vec = positions[j] - positions[i] + s @ (np.zeros((3, 3)) if cell is None else cell)
+    d = np.sqrt(np.einsum("ed,ed->e", vec, vec))
+    if len(d) and d.min() < config.min_distance:
+        k = int(np.argmin(d))
+        raise DataError(f"{where}: atoms {i[k]} and {j[k]} are {d[k]:.3f} Å "
                         f"apart, closer than model.min_distance = {config.min_distance} Å")
-    return neighbor_list(positions, config.cutoff, cell, pbc)
+    if config.min_distance > config.cutoff:
+        keep = d < config.cutoff
+        i, j, s = i[keep], j[keep], s[keep]
+    return i, j, s
 
 
 def build(config: MLIPConfig, train, *, key):

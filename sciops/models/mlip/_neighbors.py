@@ -18,7 +18,7 @@ Two builders:
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +45,10 @@ def cell_heights(cell) -> np.ndarray:
     """Perpendicular widths of the cell, $h_k = V / |a_l \\times a_m|$ (Å)."""
     cell = np.asarray(cell, dtype=np.float64)
     vol = abs(np.linalg.det(cell))
-    cross = [np.cross(cell[1], cell[2]), np.cross(cell[2], cell[0]), np.cross(cell[0], cell[1])]
-    return np.array([vol / max(np.linalg.norm(c), 1e-300) for c in cross])
+    # |a_l x a_m| for the three pairs at once (np.cross costs ~50 us per call in MD loops).
+    a, b = cell[[1, 2, 0]], cell[[2, 0, 1]]
+    cross = a[:, [1, 2, 0]] * b[:, [2, 0, 1]] - a[:, [2, 0, 1]] * b[:, [1, 2, 0]]
+    return vol / np.maximum(np.linalg.norm(cross, axis=1), 1e-300)
 
 
 def _prepare(positions, cell, pbc):
@@ -59,7 +61,14 @@ def _prepare(positions, cell, pbc):
     return pos, cell, pbc, has_cell
 
 
-def neighbor_list(positions, cutoff: float, cell=None, pbc=False):
+# Below this many (atom, atom, image) candidates one vectorised pass over all pairs beats the
+# cell list's Python loop over bin offsets (a 32-atom cell: 28k candidates, ~0.3 ms against
+# ~5 ms measured on this project's 2-core CPU).
+_DENSE_CANDIDATES = 400_000
+
+
+def neighbor_list(positions, cutoff: float, cell=None, pbc=False, *,
+                  method: Literal["auto", "cells", "dense"] = "auto"):
     """All edges within `cutoff`, by cell lists in $O(N)$ for a fixed density.
 
     **Arguments:**
@@ -68,9 +77,13 @@ def neighbor_list(positions, cutoff: float, cell=None, pbc=False):
     - `cutoff`: $r_c$ in Å.
     - `cell`: `(3, 3)` lattice vectors as rows, or `None` for a molecule.
     - `pbc`: periodicity per cell vector (a bool or three).
+    - `method`: ``cells`` (cell lists), ``dense`` (all pairs over the lattice images that can
+      be within the cutoff, vectorised: faster for small structures), or ``auto`` (dense below
+      ~4e5 candidate pairs, else cells).
 
     **Returns:** `(centers, neighbors, shifts)` numpy arrays of shapes `(edges,)`, `(edges,)`,
-    `(edges, 3)` (integer images with respect to the given, unwrapped positions).
+    `(edges, 3)` (integer images with respect to the given, unwrapped positions), sorted by
+    centre for ``dense``.
     """
     pos, cell, pbc, has_cell = _prepare(positions, cell, pbc)
     n = len(pos)
@@ -84,6 +97,15 @@ def neighbor_list(positions, cutoff: float, cell=None, pbc=False):
         frac, heights = pos.copy(), np.ones(3)
     wrap = np.where(pbc, np.floor(frac), 0.0)
     frac = frac - wrap
+    xw = pos - wrap @ cell  # wrapped positions
+    if method != "cells":
+        # Wrapped fractional differences lie in (-1, 1), so |image_k| <= ceil(r_c / h_k).
+        reach = np.where(pbc, np.ceil(cutoff / heights), 0).astype(np.int64)
+        n_images = int(np.prod(2 * reach + 1))
+        if method == "dense" or n * n * n_images <= _DENSE_CANDIDATES:
+            i, j, s = _dense_host(xw, cell, reach, cutoff)
+            s = s + wrap[i] - wrap[j]
+            return i, j, np.rint(s).astype(np.int64)
     # Non-periodic axes: bin over the occupied range only.
     lo = np.where(pbc, 0.0, frac.min(axis=0))
     span = np.where(pbc, 1.0, np.maximum(frac.max(axis=0) - lo, 1e-12))
@@ -100,7 +122,6 @@ def neighbor_list(positions, cutoff: float, cell=None, pbc=False):
     order = np.argsort(bin_of, kind="stable")
     counts = np.bincount(bin_of, minlength=int(np.prod(nb)))
     starts = np.cumsum(counts) - counts
-    xw = pos - wrap @ cell  # wrapped positions
     out_i, out_j, out_s = [], [], []
     for d in itertools.product(*(range(-int(r), int(r) + 1) for r in reach)):
         nbk = b + np.asarray(d)
@@ -128,6 +149,20 @@ def neighbor_list(positions, cutoff: float, cell=None, pbc=False):
     # Back to the caller's unwrapped positions: x~ = x - w cell.
     s = s + wrap[i] - wrap[j]
     return i.astype(np.int64), j.astype(np.int64), np.rint(s).astype(np.int64)
+
+
+def _dense_host(xw, cell, reach, cutoff):
+    """All (i, j, image) with |x_j - x_i + image cell| < cutoff, images within `reach`, in one
+    vectorised pass over wrapped positions `xw`."""
+    images = np.array(list(itertools.product(*(range(-int(r), int(r) + 1) for r in reach))),
+                      dtype=np.float64)
+    diff = xw[None, :, :] - xw[:, None, :]  # (i, j, 3)
+    vec = diff[:, :, None, :] + (images @ cell)[None, None]  # (i, j, image, 3)
+    ok = np.einsum("ijkd,ijkd->ijk", vec, vec) < cutoff * cutoff
+    zero = int(np.flatnonzero(~images.any(axis=1))[0])
+    np.fill_diagonal(ok[:, :, zero], False)
+    i, j, k = np.nonzero(ok)
+    return i, j, images[k]
 
 
 def neighbor_list_brute(positions, cutoff: float, cell=None, pbc=False):

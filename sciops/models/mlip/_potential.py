@@ -34,10 +34,11 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ...nn import MLP
 from ...nn._radial import BesselBasis, polynomial_envelope
-from ...nn._tensor_product import AbstractTensorProduct
+from ...nn._tensor_product import AbstractTensorProduct, CPTensorProduct, SHMatrixTensorProduct
 from ._neighbors import Graph
 
-__all__ = ["EnergyScale", "Interaction", "TDNPotential", "energy_forces_stress", "sh_irreps"]
+__all__ = ["EnergyScale", "Interaction", "TDNPotential", "edge_operator", "energy_forces",
+           "energy_forces_stress", "sh_irreps"]
 
 N_ELEMENTS = 119  # atomic numbers 0..118 index the species tables (0 is padding)
 
@@ -67,6 +68,26 @@ class EnergyScale(eqx.Module):
 
     # The training driver never hands these leaves to the optimizer.
     __sciops_frozen__ = True
+
+
+def edge_operator(tp: AbstractTensorProduct,
+                  sh: Float[Array, "edges dim2"]) -> Float[Array, "edges dim1 dim_out"] | None:
+    """The product with each edge's harmonics as a matrix, $M_e = \\sum_j T_{ijk} Y_j(\\hat r_e)$,
+    so that the message of every channel is $x_{ec} M_e$; `None` for products without a
+    matrix form (they are applied edge by edge).
+
+    For the CP product $M_e = A\\,\\mathrm{diag}(B^\\top Y_e)\\,C^\\top$: the same rank-$R$
+    tensor, contracted in the cheaper order. With the harmonics shared by all $C$ channels this
+    costs $d^2R + Cd^2$ per edge against $2CdR$ for factor-by-factor application (the tensor
+    product table in docs/benchmarks.md measures the gap); on CPU it made a 32-atom force call
+    several times faster at C = 16-32.
+    """
+    if isinstance(tp, CPTensorProduct):
+        a, b, c = (jax.lax.stop_gradient(m) for m in (tp.A, tp.B, tp.C))
+        return jnp.einsum("ir,er,kr->eik", a, sh @ b, c)
+    if isinstance(tp, SHMatrixTensorProduct):
+        return jnp.einsum("ijk,ej->eik", jax.lax.stop_gradient(tp.T), sh)
+    return None
 
 
 class Interaction(eqx.Module):
@@ -104,7 +125,12 @@ class Interaction(eqx.Module):
         w = (jax.vmap(self.radial)(basis) * envelope[:, None]).reshape(-1, c, self.lmax + 1)
         w = w[:, :, _degree_index(self.lmax)]  # (edges, channels, dim)
         x = h[graph.neighbors] * w
-        msg = jax.vmap(self.tp)(x, sh) * graph.edge_mask[:, None, None]
+        op = edge_operator(self.tp, sh)
+        if op is None:
+            msg = jax.vmap(self.tp)(x, sh)
+        else:
+            msg = jnp.einsum("eci,eik->eck", x, op)
+        msg = msg * graph.edge_mask[:, None, None]
         m = jax.ops.segment_sum(msg, graph.centers, num_segments=n) * inv_neighbors
         u = self._mix(self.w_msg, m) + self._mix(self.w_self, h)
         s = u[:, :, 0]
@@ -195,6 +221,15 @@ def _init_params(channels, lmax, n_layers, n_basis, radial_hidden, readout_hidde
                    for k in keys[1:-1])
     readout = MLP(channels, 1, readout_hidden, 1, activation=jax.nn.silu, key=keys[-1])
     return embedding, layers, readout
+
+
+def energy_forces(model: TDNPotential, positions: Float[Array, "atoms 3"],
+                  species: Int[Array, " atoms"], mask: Bool[Array, " atoms"],
+                  cell: Float[Array, "3 3"], graph: Graph):
+    """Energy (eV) and forces (eV/Å) of one structure: `energy_forces_stress` without the
+    strain derivative, for molecular dynamics that does not need the stress."""
+    e, dx = jax.value_and_grad(model)(positions, species, mask, cell, graph)
+    return e, -dx * mask[:, None]
 
 
 def energy_forces_stress(model: TDNPotential, positions: Float[Array, "atoms 3"],
