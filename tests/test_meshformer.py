@@ -173,3 +173,63 @@ def test_errors_name_the_problem(data, models, getkey):
         FAMILIES["meshgraphnet"].loss(MGN, model, data.take([0]), key=getkey())
     with pytest.raises(DataError, match="not a mesh data set"):
         prepare(MGN, Dataset({"x": np.zeros((2, 3))}, {}))
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_split_edge_update_equals_mlp_on_concatenation(depth, getkey):
+    """MeshGraphNet's edge update applies the first layer's node blocks per node, then gathers:
+    it must equal the edge MLP on the per-edge concatenation [e, v_s, v_r]."""
+    from sciops.models.meshformer._mgn import ProcessorBlock, _edge_update
+
+    block = ProcessorBlock(16, depth, key=getkey())
+    v, e = jax.random.normal(getkey(), (30, 16)), jax.random.normal(getkey(), (80, 16))
+    rng = np.random.default_rng(0)
+    s, r = rng.integers(0, 30, 80), rng.integers(0, 30, 80)
+    ref = jax.vmap(block.edge_mlp)(jnp.concatenate([e, v[s], v[r]], -1))
+    out = _edge_update(block.edge_mlp, e, v, s, r)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=2e-5)
+    assert float(jnp.abs(ref).max()) > 0.1
+
+
+def test_loss_scores_output_fields_on_every_node(data, getkey):
+    """State changes are learned on the evolving nodes only, output fields (pressure) on every
+    real node: with two time steps (t = 0 is the only draw) and no noise the loss is
+    $\\frac{1}{C}\\sum_c \\mathrm{mean}_{i \\in S_c} (\\hat y_{ic} - y_{ic})^2$ with $S_c$ the
+    evolving nodes for the state channel and all real nodes for the output channel."""
+    s = _one(data, 2)
+    s["concentration"] = s["concentration"][:2]
+    s["extra"] = np.random.default_rng(0).normal(size=s["concentration"].shape).astype(np.float32)
+    raw = _as_ds([s])
+    cfg = dataclasses.replace(MGN, output_fields=("extra",))
+    fam = FAMILIES["meshgraphnet"]
+    model = fam.build(cfg, raw, key=getkey())
+    batch = prepare(cfg, raw).take([0])
+    value, _ = fam.loss(cfg, model, batch, key=getkey())
+    b = {k: v[0] for k, v in batch.items()}
+    pred = np.asarray(model.predict(b, b["concentration"][0]))
+    t_state = np.asarray(model.delta_norm.encode(b["concentration"][1] - b["concentration"][0]))
+    t_out = np.asarray(model.out_norm.encode(b["extra"][1]))
+    ev, real = np.asarray(model.evolving(b)), b["node_mask"]
+    assert 0 < ev.sum() < real.sum()  # walls exist and do not evolve
+    err_state = np.mean((pred[ev, 0] - t_state[ev, 0]) ** 2)
+    err_out_all = np.mean((pred[real, 1] - t_out[real, 0]) ** 2)
+    err_out_ev = np.mean((pred[ev, 1] - t_out[ev, 0]) ** 2)
+    np.testing.assert_allclose(float(value), 0.5 * (err_state + err_out_all), rtol=1e-5)
+    assert abs(err_out_all - err_out_ev) > 1e-2 * err_out_all  # the two rules differ here
+
+
+def test_one_step_metric_imposes_boundary_values(data, models):
+    """The training metric's one-step RMSE takes the true values on non-evolving nodes (as a
+    rollout does): only the evolving nodes' errors count, over all real nodes' channels."""
+    fam, model = FAMILIES["meshgraphnet"], models["meshgraphnet"]
+    batch = prepare(MGN, data).take([1])
+    m = eqx.filter_jit(lambda m, b: fam.metrics(MGN, m, b))(model, batch)
+    b = {k: v[0] for k, v in batch.items()}
+    c, real = b["concentration"], b["node_mask"]
+    ev = np.asarray(model.evolving(b))
+    ts = np.unique(np.linspace(0, len(c) - 2, min(8, len(c) - 1)).astype(int))
+    errs = []
+    for t in ts:
+        nxt = np.asarray(model.step(b, c[t])[0])
+        errs.append(np.sqrt(np.sum((nxt[ev] - c[t + 1][ev]) ** 2) / real.sum()))
+    np.testing.assert_allclose(float(m["rmse_1step_concentration"][0]), np.mean(errs), rtol=1e-4)

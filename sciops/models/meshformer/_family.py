@@ -2,7 +2,8 @@
 
 Training follows MeshGraphNets (Pfaff et al. 2021): a random time step per trajectory, Gaussian
 noise on the fluid nodes' state inputs with the target corrected for it, targets the normalised
-change per step, and a mean-squared loss over the nodes that evolve (fluid and outflow).
+change per step, and a mean-squared loss over the nodes that evolve (fluid and outflow) for the
+state fields, over every node for the output fields (pressure).
 """
 
 from __future__ import annotations
@@ -136,9 +137,16 @@ def _sample_loss(config, model: MeshSimulator, sample, key):
         target.append(model.out_norm.encode(model.outputs_at(sample, t + 1)))
     target = jnp.concatenate(target, -1)
     pred = model.predict(sample, x_in, key=kp if model.laplacian_pe else None)
-    w = model.evolving(sample).astype(pred.dtype)
-    err = jnp.mean((pred - target) ** 2, axis=-1)
-    return jnp.sum(err * w) / jnp.maximum(w.sum(), 1.0)
+    # the change of the state is learned where the state evolves (elsewhere a rollout imposes
+    # the boundary values); output fields (pressure) have no imposed values at walls or the
+    # obstacle and are scored on every node, so they are learned on every real node
+    c = sum(model.state_channels)
+    w = jnp.concatenate([jnp.broadcast_to(model.evolving(sample)[:, None], (pred.shape[0], c)),
+                         jnp.broadcast_to(sample["node_mask"][:, None],
+                                          (pred.shape[0], pred.shape[1] - c))], -1)
+    w = w.astype(pred.dtype)
+    per_channel = jnp.sum((pred - target) ** 2 * w, 0) / jnp.maximum(w.sum(0), 1.0)
+    return jnp.mean(per_channel)
 
 
 def loss(config, model: MeshSimulator, batch, *, key):
@@ -164,7 +172,12 @@ def _sample_metrics(config, model: MeshSimulator, sample):
     ts = np.unique(np.linspace(0, n_t - 2, min(8, n_t - 1)).astype(int))
     out = {}
     c0 = 0
+    # as in a rollout, the non-evolving nodes take their true values (the model is neither
+    # trained nor used there)
+    evolving = model.evolving(sample)[:, None]
     preds = [model.step(sample, model.state_at(sample, int(t))) for t in ts]
+    preds = [(jnp.where(evolving, p[0], model.state_at(sample, int(t) + 1)), p[1])
+             for p, t in zip(preds, ts, strict=False)]
     for f, c in zip(model.state_fields, model.state_channels, strict=False):
         errs = [_rmse(p[0][:, c0:c0 + c], sample[f][int(t) + 1], mask) for p, t in zip(preds, ts, strict=False)]
         out[f"rmse_1step_{f}"] = jnp.mean(jnp.stack(errs))
@@ -183,8 +196,9 @@ def _sample_metrics(config, model: MeshSimulator, sample):
 
 
 def metrics(config, model: MeshSimulator, batch):
-    """Per-trajectory one-step RMSE per field (at ≤ 8 evenly spaced times, physical units) and
-    the RMSE of the state fields over an `eval_rollout_steps` rollout with true boundaries."""
+    """Per-trajectory one-step RMSE per field (at ≤ 8 evenly spaced times, physical units; the
+    non-evolving nodes take their true values, as in a rollout) and the RMSE of the state
+    fields over an `eval_rollout_steps` rollout with true boundaries."""
     check_prepared(batch.keys(), model.net)
     return jax.vmap(lambda s: _sample_metrics(config, model, s))(batch)
 

@@ -16,6 +16,27 @@ _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 __all__ = ["MeshGraphNet", "ProcessorBlock"]
 
 
+def _edge_update(mlp: MLP, e: Float[Array, "edges latent"], v: Float[Array, "nodes latent"],
+                 senders: Int[_A, " edges"], receivers: Int[_A, " edges"]
+                 ) -> Float[Array, "edges latent"]:
+    """`mlp([e, v[senders], v[receivers]])` per edge, with the first (linear) layer split by
+    blocks: $W[e, v_s, v_r] = W_e e + (W_s v)_s + (W_r v)_r$. The node blocks are applied once
+    per node and gathered, instead of once per edge on a gathered 3×latent input: the same
+    function and parameters; the first layer costs $(1 + 2N/E)L^2$ instead of $3L^2$ per edge
+    (≈ 1.3 L² on a triangle mesh, N/E ≈ 1/6), a third of the edge MLP's multiply-adds at
+    depth 2, and the gathers move latent-wide rather than 3×latent-wide rows."""
+    first, rest = mlp.layers[0], mlp.layers[1:]
+    w, c = first.weight, e.shape[-1]  # weight: (out, 3 * latent)
+    x = e @ w[:, :c].T + (v @ w[:, c:2 * c].T)[senders] + (v @ w[:, 2 * c:].T)[receivers]
+    if first.bias is not None:
+        x = x + first.bias
+    for layer in rest:
+        x = jax.vmap(layer)(mlp.activation(x))
+    if mlp.norm is not None:
+        x = jax.vmap(mlp.norm)(x)
+    return x
+
+
 class ProcessorBlock(eqx.Module):
     """One message-passing step with residual updates:
 
@@ -34,7 +55,7 @@ class ProcessorBlock(eqx.Module):
     def __call__(self, v: Float[Array, "nodes latent"], e: Float[Array, "edges latent"],
                  senders: Int[_A, " edges"], receivers: Int[_A, " edges"],
                  mask: Bool[_A, " edges"]):
-        e = e + jax.vmap(self.edge_mlp)(jnp.concatenate([e, v[senders], v[receivers]], -1))
+        e = e + _edge_update(self.edge_mlp, e, v, senders, receivers)
         e = jnp.where(mask[:, None], e, 0.0)
         agg = jax.ops.segment_sum(e, receivers, num_segments=v.shape[0])
         v = v + jax.vmap(self.node_mlp)(jnp.concatenate([v, agg], -1))
