@@ -113,7 +113,7 @@ SHAPES = {"square": Square(), "disk": Disk(), "triangle": Triangle(), "l_shape":
           "cross": Cross(), "plate_holes": PlateWithHoles()}
 
 
-def node_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+def node_grid(n: int | np.integer) -> tuple[np.ndarray, np.ndarray]:
     """The ``(x, y)`` coordinates of the ``n × n`` node grid of $[0,1]^2$, each ``(n, n)``
     indexed ``[y, x]``."""
     axis = np.linspace(0.0, 1.0, n)
@@ -121,7 +121,7 @@ def node_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def grid_mask(shape, n: int) -> np.ndarray:
+def grid_mask(shape, n: int | np.integer) -> np.ndarray:
     """The boolean ``(n, n)`` mask of the nodes strictly inside `shape` (outer ring excluded)."""
     x, y = node_grid(n)
     mask = np.asarray(shape.contains(x, y), dtype=bool)

@@ -17,6 +17,7 @@ design vector, the output is the temperature field.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +31,7 @@ from ._problem import Problem
 __all__ = ["HeatConfig", "solve", "plate_mask", "generate_arrays", "generate", "PROBLEMS"]
 
 
-def solve(mask: np.ndarray, source: np.ndarray, spacing: tuple[float, ...],
+def solve(mask: np.ndarray, source: np.ndarray, spacing: Sequence[int | float],
           neumann_axes: tuple[int, ...] = (0,), conductivity: float = 1.0,
           boundary: np.ndarray | None = None) -> np.ndarray:
     """Solve $-k\\Delta T = q$ on the nodes of `mask` (any number of dimensions).
@@ -90,7 +91,8 @@ def solve(mask: np.ndarray, source: np.ndarray, spacing: tuple[float, ...],
 
 def plate_mask(holes, n: int, n_z: int) -> np.ndarray:
     """The ``(n_z, n, n)`` mask of a plate with cylindrical through-holes ``(cx, cy, r)``."""
-    return np.broadcast_to(grid_mask(PlateWithHoles(tuple(holes)), n), (n_z, n, n)).copy()
+    plate = PlateWithHoles(tuple(tuple(float(v) for v in h) for h in holes))
+    return np.broadcast_to(grid_mask(plate, n), (n_z, n, n)).copy()
 
 
 @dataclasses.dataclass(frozen=True)
