@@ -9,7 +9,10 @@ field is a sample and the memory per device stays that of whole fields. Each con
 then trained for the same steps and evaluated on whole test fields (stitched), against the
 unpatched model (target: error <= 1.2x the unpatched error).
 
-    python benchmarks/mg_memory.py
+    python benchmarks/mg_memory.py --no-all-training
+    # overlap 1/4 and the patch FNO's domain padding 1/4 (lower error, more memory)
+    python benchmarks/mg_memory.py --no-all-training --padding 0.25 --patch-domain-padding 0.25
+    python benchmarks/mg_memory.py --memory-only      # the compiled steps' memory only
 """
 
 from __future__ import annotations
@@ -69,9 +72,20 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--modes", type=int, default=16)
-    parser.add_argument("--padding", type=float, default=0.125)
+    parser.add_argument("--padding", type=float, default=0.125,
+                        help="patch overlap (mg_padding), fraction of the patch size")
+    parser.add_argument("--patch-domain-padding", type=float, default=0.0,
+                        help="the patch FNO's domain padding (model.padding) for the patched "
+                             "runs: a padded patch is not periodic, unlike the torus the "
+                             "unpatched model sees")
+    parser.add_argument("--patch-steps", type=float, default=1.0,
+                        help="training steps of a patched run as a multiple of --steps (the "
+                             "patched runs see 1/patches of the pixels per step with "
+                             "mg_train: one)")
     parser.add_argument("--no-all-training", action="store_true",
                         help="for mg_train=all measure the memory only (no training run)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="measure the compiled step's memory only (no training runs)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -83,30 +97,37 @@ def main(argv=None) -> list[dict]:
                 factorization="tucker", rank=0.1)
     runs = [(1, "one"), (2, "one"), (4, "one"), (2, "all"), (4, "all")]
     print(f"NS-2D 64^2 nu=1e-3, TFNO (Tucker 0.1, width {args.width}, modes {args.modes}); "
-          f"{args.steps} steps of batch {args.batch_size}; {len(jax.devices())} devices; "
+          f"{args.steps} steps of batch {args.batch_size} (patched: x{args.patch_steps:g}), patch "
+          f"overlap {args.padding:g}, patch domain padding {args.patch_domain_padding:g}; "
+          f"{len(jax.devices())} devices; "
           f"{load()}", flush=True)
     rows = []
     for p, mode in runs:
         mg = {} if p == 1 else dict(mg_patches=p, mg_levels={2: 1, 4: 2}[p],
                                     mg_padding=args.padding, mg_boundary="periodic",
-                                    mg_train=mode)
+                                    mg_train=mode, padding=args.patch_domain_padding)
         cfg = model_config(**base, **mg)
         mem = step_memory(cfg, train_set, args.batch_size)
         row = dict(patches=p * p, levels=mg.get("mg_levels", 0), train=mode if p > 1 else "-",
                    **mem, l2=float("nan"), h1=float("nan"), s_per_step=float("nan"))
-        if not (mode == "all" and args.no_all_training):
-            model, step_s = train(cfg, train_set, args.steps, batch_size=args.batch_size)
+        if not (args.memory_only or (mode == "all" and args.no_all_training)):
+            steps = args.steps if p == 1 else int(round(args.patch_steps * args.steps))
+            model, step_s = train(cfg, train_set, steps, batch_size=args.batch_size)
             err = evaluate(cfg, model, test_set)
-            row.update(params=total_params(model), l2=err["l2"], h1=err["h1"], s_per_step=step_s)
+            row.update(steps=steps, params=total_params(model), l2=err["l2"], h1=err["h1"],
+                       s_per_step=step_s)
         row["load"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row), flush=True)
     base_row = rows[0]
-    print("\n| patches | levels | training samples | peak MiB / device | temp MiB | vs unpatched "
-          "| test rel. L2 | vs unpatched | rel. H1 | s / step |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    if args.memory_only:
+        base_row = {**base_row, "l2": float("nan")}
+    print("\n| patches | levels | training samples | steps | peak MiB / device | temp MiB | "
+          "vs unpatched | test rel. L2 | vs unpatched | rel. H1 | s / step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['patches']} | {r['levels']} | {r['train']} | {r['peak_bytes'] / 2**20:.1f} | "
+        print(f"| {r['patches']} | {r['levels']} | {r['train']} | {r.get('steps', '-')} | "
+              f"{r['peak_bytes'] / 2**20:.1f} | "
               f"{r['temp_bytes'] / 2**20:.1f} | {r['peak_bytes'] / base_row['peak_bytes']:.2f}x | "
               f"{100 * r['l2']:.2f} % | {r['l2'] / base_row['l2']:.2f}x | {100 * r['h1']:.2f} % | "
               f"{r['s_per_step']:.3f} |")

@@ -90,6 +90,13 @@ def test_patch_forward_is_the_stitched_core(getkey):
                                    rtol=1e-5, atol=1e-5)
     traced = eqx.filter_jit(lambda o, x, k: o.patch_forward(x, k))(op, x, jnp.int32(3))
     np.testing.assert_allclose(np.asarray(traced), np.asarray(cores[3]), rtol=1e-5, atol=1e-5)
+    # one patch built alone (traced index) is the same patch as in the stack of all
+    mg = MGPatching(4, 2, 0.25, "periodic", coordinates=True)
+    every = mg.patchify(x)
+    one = jax.jit(mg.patchify)
+    for k in (0, 5, 15):
+        np.testing.assert_allclose(np.asarray(one(x, jnp.int32(k))), np.asarray(every[k]),
+                                   rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, spatial, pattern", [
@@ -110,3 +117,114 @@ def test_bad_grid_names_key(kwargs, spatial, pattern):
 def test_bad_settings_name_key(kwargs, key):
     with pytest.raises(ConfigError, match=rf"^model\.{key}:"):
         MGPatching(**kwargs)
+
+
+def _torus_features(patching, n):
+    """Level-0 position channels of every padded patch of an n x n field, and the true global
+    cell-centre coordinates (y, x) of the same points (unwrapped, i.e. possibly outside [0, 1])."""
+    c = 1
+    x = jnp.zeros((c, n, n))
+    patches = np.asarray(patching.patchify(x))
+    h, w, delta = patching.geometry((n, n))
+    pos = patches[:, c:c + patching.position_channels]
+    coords = []
+    for i in range(patching.n_patches):
+        for j in range(patching.n_patches):
+            ys = (i * h - delta + np.arange(h + 2 * delta) + 0.5) / n
+            xs = (j * w - delta + np.arange(w + 2 * delta) + 0.5) / n
+            coords.append(np.meshgrid(ys, xs, indexing="ij"))
+    return pos, np.asarray(coords)
+
+
+@pytest.mark.parametrize("n_patches, levels", [(2, 1), (4, 2)])
+def test_periodic_patches_can_express_functions_of_global_position(n_patches, levels):
+    # On a torus the position channels are cos/sin(2 pi y), cos/sin(2 pi x) of the global
+    # position, so sin(2 pi x) and cos(2 pi (x + y)) (the Navier-Stokes forcing's shape) are
+    # exact linear / bilinear functions of them in every padded patch, margins across the wrap
+    # included. With the earlier raw coordinates (wrapped like the field) the best affine fit of
+    # sin(2 pi x) over one half-domain patch is off by up to 0.71, and the patched
+    # Navier-Stokes model stalled at 41 % error after 300 steps (8 % unpatched, 15 % with
+    # these features).
+    patching = MGPatching(n_patches, levels, 0.125 if n_patches == 2 else 0.25, "periodic",
+                          coordinates=True)
+    assert patching.position_channels == 4
+    pos, coords = _torus_features(patching, 32)
+    cy, sy, cx, sx = np.moveaxis(pos, 1, 0)
+    yy, xx = np.moveaxis(coords, 1, 0)
+    np.testing.assert_allclose(sx, np.sin(2 * np.pi * xx), atol=1e-5)
+    np.testing.assert_allclose(cy, np.cos(2 * np.pi * yy), atol=1e-5)
+    np.testing.assert_allclose(cx * cy - sx * sy, np.cos(2 * np.pi * (xx + yy)), atol=1e-5)
+    # neighbouring pixels differ by at most 2 pi / 32 per axis: no jump across the wrap
+    assert np.abs(np.diff(pos, axis=-1)).max() < 2 * np.pi / 32 + 1e-5
+    assert np.abs(np.diff(pos, axis=-2)).max() < 2 * np.pi / 32 + 1e-5
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "edge"])
+def test_coordinates_are_continued_linearly_outside_the_domain(boundary):
+    # reflect/edge fill the field outside the domain, but a point there keeps its true position
+    patching = MGPatching(2, 2, 0.25, boundary, coordinates=True)
+    assert patching.position_channels == 2
+    n = 16
+    x = jax.random.normal(jax.random.key(3), (1, n, n))
+    patches = np.asarray(patching.patchify(x))
+    h, w, delta = patching.geometry((n, n))
+    m = h + 2 * delta
+    for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        for level in range(3):
+            s = 2**level
+            # level l: pooled window of s*m points centred on the patch; the mean of cell
+            # centres over a block of s cells is the centre of the block
+            y0 = i * h + h / 2 - s * m / 2
+            x0 = j * w + w / 2 - s * m / 2
+            ys = (y0 + s * (np.arange(m) + 0.5)) / n
+            xs = (x0 + s * (np.arange(m) + 0.5)) / n
+            base = level * 3
+            np.testing.assert_allclose(patches[k, base + 1], np.broadcast_to(ys[:, None], (m, m)),
+                                       atol=1e-5)
+            np.testing.assert_allclose(patches[k, base + 2], np.broadcast_to(xs[None], (m, m)),
+                                       atol=1e-5)
+    # the field channels are unchanged by the position channels
+    plain = np.asarray(MGPatching(2, 2, 0.25, boundary).patchify(x))
+    np.testing.assert_allclose(patches[:, [0, 3, 6]], plain, rtol=1e-6, atol=1e-6)
+
+
+def test_channel_counts_and_coordinate_mismatch(getkey):
+    # the field's channels plus the position features (4 on a torus, 2 otherwise), per level
+    assert MGPatching(2, 1, 0.125, "periodic", coordinates=True).in_channels(1) == (1 + 4) * 2
+    assert MGPatching(2, 2, 0.125, "reflect", coordinates=True).in_channels(3) == (3 + 2) * 3
+    assert MGPatching(2, 2, 0.125, "periodic").in_channels(3) == 3 * 3
+    net = FNO(4, 1, (8, 8), hidden_channels=8, n_layers=1, lifting_channels=8,
+              projection_channels=8, key=getkey())
+    with pytest.raises(ValueError, match="coordinates=True but the patching has coordinates"
+                                         "=False"):
+        MGOperator(net, MGPatching(2, 1, 0.0, "periodic"), coordinates=True)
+
+
+def test_patch_training_loss_compares_the_same_patch(getkey):
+    # The family's MG training loss (mg_train: one) must compare the prediction of patch k of
+    # field b with patch k of the target (padded, physical units), k drawn from the key.
+    from sciops._config import from_dict
+    from sciops.data import Dataset
+    from sciops.models import family
+    from sciops.models.fno._family import relative_l2
+
+    fno = family("fno")
+    cfg = from_dict(fno.config, dict(n_modes=[8, 8], hidden_channels=8, n_layers=1,
+                                     lifting_channels=8, projection_channels=8,
+                                     factorization="tucker", rank=0.5, mg_patches=2, mg_levels=1,
+                                     mg_padding=0.25, mg_boundary="periodic"), "model")
+    x = np.asarray(jax.random.normal(getkey(), (3, 1, 16, 16)))
+    y = np.asarray(jnp.sin(jnp.asarray(x)) + 1.0)
+    model = fno.build(cfg, Dataset({"x": x, "y": y}), key=getkey())
+    key = getkey()
+    loss, _ = fno.loss(cfg, model, {"x": x, "y": y}, key=key)
+    index = jax.random.randint(key, (3,), 0, 4)
+    op = model.net
+    errs = []
+    for b in range(3):
+        k = int(index[b])
+        patch = op.patching.patchify(model.in_norm.encode(jnp.asarray(x[b])))[k]
+        pred = model.out_norm.decode(op.net(patch))
+        true = op.patching.patchify(jnp.asarray(y[b]))[k][:1]
+        errs.append(relative_l2(pred[None], true[None])[0])
+    np.testing.assert_allclose(float(loss), float(np.mean(errs)), rtol=1e-5)

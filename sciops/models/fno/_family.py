@@ -199,9 +199,9 @@ def build(config: FNOConfig, train, *, key: PRNGKeyArray) -> FieldOperator:
     # the MG-TFNO pieces draw from a folded key, so a plain FNO's init is unchanged
     k_weight, k_blocks = jax.random.split(jax.random.fold_in(key, 3))
     patching = _tfno.patching(config)
-    # patches also get the global coordinates (2 channels) when the embedding is on
-    n_in = x_shape[0] if patching is None else patching.in_channels(
-        x_shape[0] + (n_space if config.positional_embedding else 0))
+    # patches get global position features (MGPatching.position_channels) when the
+    # embedding is on, in place of the full-field FNO's raw coordinates
+    n_in = x_shape[0] if patching is None else patching.in_channels(x_shape[0])
     net = FNO(n_in, y_shape[0], config.n_modes, config.hidden_channels, config.n_layers,
               config.lifting_channels, config.projection_channels, config.positional_embedding,
               config.padding, spectral_weight=_tfno.spectral_weight(config, key=k_weight),
@@ -289,7 +289,7 @@ def plot(config: FNOConfig, model: FieldOperator, batch: Batch, path, n: int = 4
                   (pred[i, 0], "prediction", vmin, vmax),
                   (np.abs(pred[i, 0] - y[i, 0]), f"|error| (rel. L2 {100 * l2[i]:.2f} %)",
                    None, None)]
-        for ax, (img, title, lo, hi) in zip(axes[i], panels):
+        for ax, (img, title, lo, hi) in zip(axes[i], panels, strict=True):
             im = ax.imshow(img, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])

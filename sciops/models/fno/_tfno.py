@@ -11,7 +11,6 @@ PDEs", TMLR 2024).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..._errors import ConfigError
@@ -95,7 +94,8 @@ def patching(config) -> MGPatching | None:
                               f"model.mg_levels > 0, got {config.mg_padding}")
         return None
     return MGPatching(config.mg_patches, config.mg_levels, config.mg_padding,
-                      config.mg_boundary, name="model.mg_patches")
+                      config.mg_boundary, coordinates=config.positional_embedding,
+                      name="model.mg_patches")
 
 
 def check_grid(config, spatial: tuple[int, ...]) -> None:
@@ -134,7 +134,7 @@ def patch_pairs(config, model, x: Float[Array, "batch channels y x"],
     if config.mg_train == "one":
         index = jax.random.randint(key, (x.shape[0],), 0, n)
         pred = jax.vmap(forward)(x, index)
-        true = jax.vmap(lambda yi, k: jnp.take(target(yi), k, axis=0))(y, index)
+        true = jax.vmap(lambda yi, k: mg.patchify(yi, k)[:c_out])(y, index)
         return pred, true
 
     def forward_all(xi):
