@@ -45,6 +45,9 @@ class WaveCNNConfig:
       trained step (Brandstetter et al., ICLR 2022); `noise`: std of Gaussian noise added to the
       input frames, relative to the scale of the per-step second difference $s_a$
       (Sanchez-Gonzalez et al., ICML 2020, scale their noise to the per-step change too).
+      The leapfrog skeleton $2u^n - u^{n-1}$ is only neutrally stable, so a learned mode with
+      gain above one grows geometrically in a rollout; noise of about one $s_a$ (not 0.1)
+      teaches the network to damp such modes (docs/wavecnn.md, "Rollout stability").
     - `rollout_steps`: horizon of the `rollout_l2` metric (capped by the trajectory length).
     """
 
