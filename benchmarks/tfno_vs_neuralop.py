@@ -55,8 +55,10 @@ def _schedule(step: int, steps: int, lr: float) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def run_sciops(train, tests, epochs_order, lr):
-    config = from_dict(FNO.config, MODEL, "model")
+def run_sciops(train, tests, epochs_order, lr, implementation="factorized"):
+    # `implementation` changes only how sciops evaluates the same function with the same
+    # parameters: contracting with the factors, or forming each layer's weight first
+    config = from_dict(FNO.config, {**MODEL, "implementation": implementation}, "model")
     model = FNO.build(config, Dataset(train), key=jax.random.key(0))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda t: t.net, spec, jax.tree.map(eqx.is_inexact_array, model.net))
@@ -140,6 +142,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--json", default=None)
+    parser.add_argument("--implementation", choices=("factorized", "reconstructed"),
+                        default="factorized",
+                        help="sciops's execution path for the Tucker weights (neuraloperator "
+                             "always uses its factorized one)")
     args = parser.parse_args(argv)
 
     root = pathlib.Path(args.data)
@@ -153,7 +159,8 @@ def main(argv=None) -> dict:
           f"{n // b} steps; torch threads {args.threads}, jax devices {jax.devices()}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
-    for name, fn in [("sciops", lambda: run_sciops(train, tests, epochs_order, args.lr)),
+    for name, fn in [("sciops", lambda: run_sciops(train, tests, epochs_order, args.lr,
+                                                 args.implementation)),
                      ("neuraloperator", lambda: run_neuralop(train, tests, epochs_order, args.lr,
                                                              args.threads))]:
         epoch_s, errors, n_params, last = fn()
