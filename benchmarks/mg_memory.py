@@ -82,6 +82,11 @@ def main(argv=None) -> list[dict]:
                         help="training steps of a patched run as a multiple of --steps (the "
                              "patched runs see 1/patches of the pixels per step with "
                              "mg_train: one)")
+    parser.add_argument("--equal-pixels", action="store_true",
+                        help="train a run of p x p patches for p^2 * --steps steps (one patch per "
+                             "field per step: the same number of pixels as the unpatched run)")
+    parser.add_argument("--sides", default="1,2,4",
+                        help="patches per side to run, comma-separated (1 = unpatched)")
     parser.add_argument("--no-all-training", action="store_true",
                         help="for mg_train=all measure the memory only (no training run)")
     parser.add_argument("--memory-only", action="store_true",
@@ -95,7 +100,9 @@ def main(argv=None) -> list[dict]:
     base = dict(n_modes=[args.modes, args.modes], hidden_channels=args.width, n_layers=4,
                 lifting_channels=2 * args.width, projection_channels=2 * args.width,
                 factorization="tucker", rank=0.1)
-    runs = [(1, "one"), (2, "one"), (4, "one"), (2, "all"), (4, "all")]
+    sides = {int(v) for v in args.sides.split(",")}
+    runs = [r for r in [(1, "one"), (2, "one"), (4, "one"), (2, "all"), (4, "all")]
+            if r[0] in sides]
     print(f"NS-2D 64^2 nu=1e-3, TFNO (Tucker 0.1, width {args.width}, modes {args.modes}); "
           f"{args.steps} steps of batch {args.batch_size} (patched: x{args.patch_steps:g}), patch "
           f"overlap {args.padding:g}, patch domain padding {args.patch_domain_padding:g}; "
@@ -111,7 +118,8 @@ def main(argv=None) -> list[dict]:
         row = dict(patches=p * p, levels=mg.get("mg_levels", 0), train=mode if p > 1 else "-",
                    **mem, l2=float("nan"), h1=float("nan"), s_per_step=float("nan"))
         if not (args.memory_only or (mode == "all" and args.no_all_training)):
-            steps = args.steps if p == 1 else int(round(args.patch_steps * args.steps))
+            steps = (args.steps if p == 1 else p * p * args.steps if args.equal_pixels
+                     else int(round(args.patch_steps * args.steps)))
             model, step_s = train(cfg, train_set, steps, batch_size=args.batch_size)
             err = evaluate(cfg, model, test_set)
             row.update(steps=steps, params=total_params(model), l2=err["l2"], h1=err["h1"],
@@ -119,7 +127,7 @@ def main(argv=None) -> list[dict]:
         row["load"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    base_row = rows[0]
+    base_row = rows[0]  # the unpatched run when it is in --sides
     if args.memory_only:
         base_row = {**base_row, "l2": float("nan")}
     print("\n| patches | levels | training samples | steps | peak MiB / device | temp MiB | "
