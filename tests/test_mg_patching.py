@@ -188,16 +188,11 @@ def test_coordinates_are_continued_linearly_outside_the_domain(boundary):
     np.testing.assert_allclose(patches[:, [0, 3, 6]], plain, rtol=1e-6, atol=1e-6)
 
 
-def test_channel_counts_and_coordinate_mismatch(getkey):
+def test_channel_counts():
     # the field's channels plus the position features (4 on a torus, 2 otherwise), per level
     assert MGPatching(2, 1, 0.125, "periodic", coordinates=True).in_channels(1) == (1 + 4) * 2
     assert MGPatching(2, 2, 0.125, "reflect", coordinates=True).in_channels(3) == (3 + 2) * 3
     assert MGPatching(2, 2, 0.125, "periodic").in_channels(3) == 3 * 3
-    net = FNO(4, 1, (8, 8), hidden_channels=8, n_layers=1, lifting_channels=8,
-              projection_channels=8, key=getkey())
-    with pytest.raises(ValueError, match="coordinates=True but the patching has coordinates"
-                                         "=False"):
-        MGOperator(net, MGPatching(2, 1, 0.0, "periodic"), coordinates=True)
 
 
 def test_patch_training_loss_compares_the_same_patch(getkey):

@@ -207,7 +207,7 @@ def build(config: FNOConfig, train, *, key: PRNGKeyArray) -> FieldOperator:
               config.padding, spectral_weight=_tfno.spectral_weight(config, key=k_weight),
               blocks=_tfno.blocks(config, key=k_blocks), key=key)
     if patching is not None:
-        net = MGOperator(net, patching, coordinates=config.positional_embedding)
+        net = MGOperator(net, patching)
     sub = train.select([config.in_key, config.out_key])
     return FieldOperator(net, _fit_normalizer(sub, config.in_key, n_space),
                          _fit_normalizer(sub, config.out_key, n_space))

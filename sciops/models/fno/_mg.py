@@ -257,18 +257,10 @@ class MGOperator(eqx.Module):
       position of their points. A patch network only sees patch-local positions otherwise, and
       cannot learn a position-dependent operator (Navier–Stokes with Li et al.'s forcing
       $f(x + y)$).
-    - `coordinates`: must equal `patching.coordinates` (kept so that a caller states it).
     """
 
     net: eqx.Module
     patching: MGPatching
-    coordinates: bool = eqx.field(static=True, default=False)
-
-    def __check_init__(self):
-        if self.coordinates != self.patching.coordinates:
-            raise ValueError(f"MGOperator: coordinates={self.coordinates} but the patching has "
-                             f"coordinates={self.patching.coordinates}; the patches carry the "
-                             f"global position when and only when MGPatching(coordinates=True)")
 
     def patches(self, x: Float[Array, "channels y x"]
                 ) -> Float[Array, "patches patch_channels py px"]:
