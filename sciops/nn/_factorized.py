@@ -27,7 +27,13 @@ import numpy as np
 from jaxtyping import Array, Complex, Float, Int, PRNGKeyArray
 
 from .._errors import ConfigError
-from ._spectral import AbstractSpectralWeight, weight_mode_shape
+from ._spectral import (
+    AbstractSpectralWeight,
+    lead_matmul,
+    mode_matmul,
+    modes_first,
+    weight_mode_shape,
+)
 
 __all__ = [
     "AbstractFactorizedTensor",
@@ -52,6 +58,11 @@ def _complex(a: Float[Array, "2 ..."]) -> Complex[Array, "..."]:
 
 def _real(z: np.ndarray) -> np.ndarray:
     return np.stack([z.real, z.imag]).astype(np.float32)
+
+
+def _cmul(ar, ai, br, bi, op=jnp.multiply):
+    """`op` (a product) of complex operands held as (real, imaginary) pairs."""
+    return op(ar, br) - op(ai, bi), op(ar, bi) + op(ai, br)
 
 
 def _crandn(rng: np.random.Generator, shape) -> np.ndarray:
@@ -221,6 +232,13 @@ class AbstractFactorizedTensor(eqx.Module):
         `layer` of a joint `(layers, in, out, *modes)` tensor) without forming it."""
         return self._contract(x, self._factors_at(layer))
 
+    def modes_first(self, layer: Int[Array, ""] | int | None = None
+                    ) -> tuple[Float[Array, "modes in out"], Float[Array, "modes in out"]]:
+        """The real and imaginary parts of the `(in, out, *modes)` tensor (or of its slice
+        `layer`) with the modes flattened onto the leading axis, as `mode_matmul` takes them."""
+        w = self.to_dense(layer)
+        return modes_first(jnp.real(w)), modes_first(jnp.imag(w))
+
     def param_count(self) -> int:
         """Number of real parameters (two per complex entry)."""
         return sum(int(a.size) for a in jax.tree_util.tree_leaves(self) if eqx.is_array(a))
@@ -320,6 +338,47 @@ class TuckerTensor(AbstractFactorizedTensor):
         r = _LETTERS[:d]
         ops = [f"{a}{b}" for a, b in zip((i, o, *m), r, strict=False)]
         return jnp.einsum(f"{i}{m},{r}," + ",".join(ops) + f"->{o}{m}", x, *f, optimize="optimal")
+
+    def _mode_core(self, core, u_modes):
+        """$G'_{\\mathbf m a c} = \\sum G_{ac\\mathbf r} \\prod_k U^{(k)}_{m_k r_k}$: the core with its mode
+        ranks expanded to the modes, mode-major `(modes, r_in, r_out)`, as (real, imag) pairs.
+
+        One product per mode axis, each contracting the leading axis of the running array (the
+        core permuted once to (mode ranks, r_in, r_out)), batched over the modes already done.
+        """
+        r_in, r_out = core[0].shape[:2]
+        order = (*range(2, core[0].ndim), 0, 1)
+        x = tuple(jnp.transpose(c, order) for c in core)              # (r_m..., r_in, r_out)
+        done = ()
+        for u in u_modes:
+            n, r = u[0].shape
+            x = _cmul(*u, *(a.reshape(*done, r, -1) for a in x), lead_matmul)
+            done = (*done, n)
+        return tuple(a.reshape(-1, r_in, r_out) for a in x)
+
+    def modes_first(self, layer=None):
+        """The reconstruction in the mode-major layout, in real arithmetic: `_mode_core`, then
+        the output factor (one product) and the input factor (batched over the modes)."""
+        core, u_in, u_out, *u_modes = ((jnp.real(a), jnp.imag(a))
+                                       for a in self._factors_at(layer))
+        g = self._mode_core(core, u_modes)                             # (modes, a, c)
+        n_modes, r_in, r_out = g[0].shape
+        g = _cmul(*(a.reshape(-1, r_out) for a in g), *(u.T for u in u_out), jnp.matmul)
+        g = tuple(a.reshape(n_modes, r_in, -1) for a in g)             # (modes, a, out)
+        return _cmul(*u_in, *g, lead_matmul)                           # (modes, in, out)
+
+    def contract_batched(self, z, layer=None):
+        """`contract` for a batch in the mode-major real layout of
+        `sciops.nn._spectral.truncated_dft`, never forming the weight: the input factor on
+        every coefficient (one product), the mode-expanded core mode by mode (`_mode_core`,
+        batched over the modes), then the output factor (one product). Cheaper than forming
+        the weight when the batch times the ranks is small against the channel counts."""
+        core, u_in, u_out, *u_modes = ((jnp.real(a), jnp.imag(a))
+                                       for a in self._factors_at(layer))
+        g = self._mode_core(core, u_modes)                             # (modes, a, c)
+        t = _cmul(z[0], z[1], *u_in, jnp.matmul)                       # (modes, batch, a)
+        t = _cmul(*t, *g, jnp.matmul)                                  # (modes, batch, c)
+        return jnp.stack(_cmul(*t, *(u.T for u in u_out), jnp.matmul))  # (2, modes, batch, out)
 
 
 class TTTensor(AbstractFactorizedTensor):
@@ -476,6 +535,17 @@ class FactorizedSpectralWeight(AbstractSpectralWeight):
             w = tensor.to_dense(index)
             return jnp.einsum("i...,io...->o...", x, w)
         return tensor.contract(x, index)
+
+    def contract_batched(self, z, layer):
+        """With `reconstruct`, layer `layer`'s weight is formed once for the whole batch and
+        applied as mode-wise real matrix products; otherwise the batch is contracted with the
+        factors (the format's own `contract_batched` where it has one, e.g. Tucker; else each
+        sample through `contract`)."""
+        tensor, index = self._layer(layer)
+        if self.reconstruct:
+            return mode_matmul(z, *tensor.modes_first(index))
+        direct = getattr(tensor, "contract_batched", None)
+        return direct(z, index) if direct is not None else super().contract_batched(z, layer)
 
     def dense(self, layer: Int[Array, ""] | int) -> Complex[Array, "in_channels out_channels *modes"]:
         """Layer `layer`'s full weight $W^{(\\ell)}$ (for inspection and tests)."""

@@ -33,11 +33,18 @@ __all__ = ["AbstractSkip", "LinearSkip", "SoftGating", "IdentitySkip", "Abstract
 
 
 class AbstractSkip(eqx.Module):
-    """A skip connection $S: (C, *\\text{spatial}) \\to (C, *\\text{spatial})$, pointwise in space."""
+    """A skip connection $S: (C, *\\text{spatial}) \\to (C, *\\text{spatial})$, pointwise in space.
+
+    `last` applies it to channels-last arrays `(..., C)` (the FNO's batched layout); the
+    default moves the channel axis, subclasses override it with the direct form.
+    """
 
     @abc.abstractmethod
     def __call__(self, v: Float[Array, "channels *spatial"]) -> Float[Array, "channels *spatial"]:
         ...
+
+    def last(self, v: Float[Array, "*points channels"]) -> Float[Array, "*points channels"]:
+        return jnp.moveaxis(self(jnp.moveaxis(v, -1, 0)), 0, -1)
 
 
 class LinearSkip(AbstractSkip):
@@ -50,6 +57,9 @@ class LinearSkip(AbstractSkip):
 
     def __call__(self, v):
         return self.linear(v)
+
+    def last(self, v):
+        return v @ self.linear.weight.T
 
 
 class SoftGating(AbstractSkip):
@@ -64,6 +74,9 @@ class SoftGating(AbstractSkip):
     def __call__(self, v):
         return v * self.gate.reshape((-1,) + (1,) * (v.ndim - 1))
 
+    def last(self, v):
+        return v * self.gate
+
 
 class IdentitySkip(AbstractSkip):
     """$S(v) = v$ (no parameters)."""
@@ -74,13 +87,36 @@ class IdentitySkip(AbstractSkip):
     def __call__(self, v):
         return v
 
+    def last(self, v):
+        return v
+
 
 class AbstractNorm(eqx.Module):
-    """A normalisation over the spatial axes of a channel-first field."""
+    """A normalisation over the spatial axes of a channel-first field.
+
+    `batched` applies it to every field of a spatial-major batch `(*spatial, batch, C)` (the
+    FNO's batched layout); the default maps the channel-first form over the batch.
+    """
 
     @abc.abstractmethod
     def __call__(self, v: Float[Array, "channels *spatial"]) -> Float[Array, "channels *spatial"]:
         ...
+
+    def batched(self, v: Float[Array, "*spatial batch channels"]
+                ) -> Float[Array, "*spatial batch channels"]:
+        n_space = v.ndim - 2
+        return jax.vmap(lambda u: jnp.moveaxis(self(jnp.moveaxis(u, -1, 0)), 0, -1),
+                        in_axes=n_space, out_axes=n_space)(v)
+
+
+def _group_normalize_batched(v, groups: int, eps: float, scale, shift):
+    """`_group_normalize` of every field of a `(*spatial, batch, C)` array."""
+    n_space = v.ndim - 2
+    g = v.reshape(*v.shape[:-1], groups, -1)
+    axes = (*range(n_space), g.ndim - 1)
+    mean = g.mean(axis=axes, keepdims=True)
+    var = g.var(axis=axes, keepdims=True)
+    return ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(v.shape) * scale + shift
 
 
 def _group_normalize(v, groups: int, eps: float, scale, shift):
@@ -114,6 +150,9 @@ class GroupNorm(AbstractNorm):
     def __call__(self, v):
         return _group_normalize(v, self.groups, self.eps, self.scale, self.shift)
 
+    def batched(self, v):
+        return _group_normalize_batched(v, self.groups, self.eps, self.scale, self.shift)
+
 
 class InstanceNorm(AbstractNorm):
     """Instance normalisation: per-channel mean and variance over the grid, then a per-channel
@@ -130,6 +169,9 @@ class InstanceNorm(AbstractNorm):
 
     def __call__(self, v):
         return _group_normalize(v, v.shape[0], self.eps, self.scale, self.shift)
+
+    def batched(self, v):
+        return _group_normalize_batched(v, v.shape[-1], self.eps, self.scale, self.shift)
 
 
 class FNOBlocks(eqx.Module):
@@ -185,4 +227,21 @@ class FNOBlocks(eqx.Module):
         z = norm(spectral) + self.skips[layer](v) + bias
         if self.mlps is not None:
             z = norm(self.mlps[layer](self.activation(z)) + self.mlp_skips[layer](v))
+        return z if last else self.activation(z)
+
+    def batched(self, v: Float[Array, "*spatial batch channels"],
+                spectral: Float[Array, "*spatial batch channels"], layer: int, last: bool
+                ) -> Float[Array, "*spatial batch channels"]:
+        """`__call__` on a spatial-major batch `(*spatial, batch, channels)` (the FNO's layout
+        for batches): the same function, with every channel mix a plain matrix product."""
+        norm = self.norms[layer].batched if self.norms is not None else (lambda u: u)
+        z = norm(spectral) + self.skips[layer].last(v) + self.bias[layer]
+        if self.mlps is not None:
+            mlp = self.mlps[layer]
+            h = self.activation(z)
+            for i, lin in enumerate(mlp.layers):
+                h = h @ lin.weight.T
+                h = h if lin.bias is None else h + lin.bias
+                h = mlp.activation(h) if i < len(mlp.layers) - 1 else h
+            z = norm(h + self.mlp_skips[layer].last(v))
         return z if last else self.activation(z)

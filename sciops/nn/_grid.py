@@ -33,9 +33,12 @@ def grid_coordinates(spatial_shape: Sequence[int], dtype=jnp.float32
     return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), axis=0)
 
 
-def pad_domain(x: Float[Array, "*spatial channels"], fraction: float
+def pad_domain(x: Float[Array, "*spatial channels"], fraction: float, n_space: int | None = None
                ) -> tuple[Float[Array, "*padded channels"], tuple[int, ...]]:
     """Zero-pad every spatial axis at its end by `round(fraction * size)` points.
+
+    The spatial axes are the first `n_space` axes (default: all but the last, the channels;
+    `x.ndim - 2` for the FNO's spatial-major batches `(*spatial, batch, channels)`).
 
     The FFT treats a field as periodic; a non-periodic problem (Darcy's Dirichlet boundary)
     couples opposite boundaries through that wrap-around. Padding puts a buffer in between
@@ -43,10 +46,11 @@ def pad_domain(x: Float[Array, "*spatial channels"], fraction: float
 
     **Returns:** the padded field and the pad widths (for `unpad_domain`).
     """
-    widths = tuple(int(round(fraction * s)) for s in x.shape[:-1])
+    n_space = x.ndim - 1 if n_space is None else n_space
+    widths = tuple(int(round(fraction * s)) for s in x.shape[:n_space])
     if not any(widths):
         return x, widths
-    return jnp.pad(x, [(0, w) for w in widths] + [(0, 0)]), widths
+    return jnp.pad(x, [(0, w) for w in widths] + [(0, 0)] * (x.ndim - n_space)), widths
 
 
 def unpad_domain(x: Float[Array, "*padded channels"], widths: Sequence[int]

@@ -149,6 +149,11 @@ class FieldOperator(eqx.Module):
                  ) -> Float[Array, "out_channels *spatial"]:
         return self.out_norm.decode(self.net(self.in_norm.encode(x)))
 
+    def batch(self, x: Float[Array, "batch in_channels *spatial"]
+              ) -> Float[Array, "batch out_channels *spatial"]:
+        """`__call__` on a batch, with the network applied to the whole batch at once."""
+        return jax.vmap(self.out_norm.decode)(self.net.batch(jax.vmap(self.in_norm.encode)(x)))
+
 
 def as_fields(values, n_space: int, what: str) -> Float[Array, "batch channels *spatial"]:
     """A batch of fields `(batch, channels, *spatial)` as float32, adding a channel axis to
@@ -243,7 +248,7 @@ def _predict(config: FNOConfig, model: FieldOperator, batch: Batch):
     n_space = len(config.n_modes)
     x = as_fields(batch[config.in_key], n_space, config.in_key)
     y = as_fields(batch[config.out_key], n_space, config.out_key)
-    return jax.vmap(model)(x), y
+    return model.batch(x), y
 
 
 def loss(config: FNOConfig, model: FieldOperator, batch: Batch, *, key: PRNGKeyArray | None = None

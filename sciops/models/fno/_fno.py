@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ...nn._dist_fft import batch_vmap, space_axis_size
 from ...nn._fno_blocks import FNOBlocks
 from ...nn._grid import ChannelMLP, grid_coordinates, pad_domain, unpad_domain
 from ...nn._spectral import (
@@ -25,7 +26,7 @@ from ...nn._spectral import (
     DenseSpectralWeight,
     check_modes,
     spectral_conv,
-    spectral_conv_dft,
+    spectral_conv_batched,
 )
 
 __all__ = ["FNO"]
@@ -110,34 +111,61 @@ class FNO(eqx.Module):
     def n_layers(self) -> int:
         return self.spectral_weight.n_layers
 
-    def _layer(self, v: Float[Array, "*spatial hidden"], layer) -> Float[Array, "*spatial hidden"]:
-        """$W_\\ell v + b_\\ell + \\mathcal K_\\ell v$ on a channels-last field (no activation)."""
-        skip = v @ self.skip_weight[layer].T + self.skip_bias[layer]
-        return skip + spectral_conv_dft(v, self.spectral_weight, layer, self.n_modes)
-
     def __call__(self, x: Float[Array, "in_channels *spatial"]
                  ) -> Float[Array, "out_channels *spatial"]:
-        spatial = x.shape[1:]
+        return self.batch(x[None])[0]
+
+    def batch(self, x: Float[Array, "batch in_channels *spatial"]
+              ) -> Float[Array, "batch out_channels *spatial"]:
+        """The operator on a batch of fields (what training and evaluation call).
+
+        Inside, the batch is stored spatial-major and channels-last, `(*spatial, batch, C)`:
+        every channel mix (lifting, skips, channel MLPs, projection) is one matrix product over
+        all grid points of all fields, and each truncated DFT contracts adjacent axes
+        (`sciops.nn.spectral_conv_batched`), so the layers run without transposes (docs/fno.md,
+        "Layout"). On a mesh whose ``space`` axis splits the fields into slabs, each field
+        goes through the domain-decomposed FFT path instead (`_single`).
+        """
+        spatial = x.shape[2:]
         # a ConfigError at trace time, i.e. before XLA compiles anything
         check_modes(self.n_modes, spatial)
+        if space_axis_size() > 1:
+            return batch_vmap(self._single)(x)
+        d = len(spatial)
+        v = jnp.moveaxis(x, (0, 1), (d, d + 1))                    # (*spatial, batch, in)
+        if self.positional_embedding:
+            grid = jnp.moveaxis(grid_coordinates(spatial, x.dtype), 0, -1)[..., None, :]
+            v = jnp.concatenate([v, jnp.broadcast_to(grid, (*spatial, x.shape[0], d))], -1)
+        v, widths = pad_domain(self.lifting(v), self.padding, n_space=d)
+        # an unrolled Python loop over the layers, not lax.scan (docs/fno.md, "Layer loop")
+        for layer in range(self.n_layers):
+            last = layer == self.n_layers - 1
+            spectral = spectral_conv_batched(v, self.spectral_weight, layer, self.n_modes)
+            if self.blocks is not None:
+                v = self.blocks.batched(v, spectral, layer, last)
+            else:
+                v = v @ self.skip_weight[layer].T + self.skip_bias[layer] + spectral
+                v = v if last else self.activation(v)
+        v = self.projection(unpad_domain(v, widths))
+        return jnp.moveaxis(v, (d, d + 1), (0, 1))
+
+    def _single(self, x: Float[Array, "in_channels *spatial"]
+                ) -> Float[Array, "out_channels *spatial"]:
+        """One field through the FFT path (`spectral_conv`, channel-first), which splits the
+        transforms over the mesh axis ``space`` when there is one."""
+        spatial = x.shape[1:]
         if self.positional_embedding:
             x = jnp.concatenate([x, grid_coordinates(spatial, x.dtype)], axis=0)
-        # channels last inside the network: every channel mix is one matrix product
-        v = self.lifting(jnp.moveaxis(x, 0, -1))
-        v, widths = pad_domain(v, self.padding)
-        if self.blocks is not None:
-            # the MG-TFNO blocks act on channel-first fields, with the FFT spectral_conv
-            v = jnp.moveaxis(v, -1, 0)
-            for layer in range(self.n_layers):
-                v = self.blocks(v, spectral_conv(v, self.spectral_weight, layer, self.n_modes),
-                                layer, last=layer == self.n_layers - 1)
-            v = jnp.moveaxis(v, 0, -1)
-        else:
-            # Unrolled Python loop over the layers, not lax.scan (measured in docs/fno.md,
-            # "Layer loop": scan was not faster at 4 layers on CPU).
-            for layer in range(self.n_layers):
-                v = self._layer(v, layer)
-                if layer < self.n_layers - 1:
-                    v = self.activation(v)
-        v = unpad_domain(v, widths)
+        v, widths = pad_domain(self.lifting(jnp.moveaxis(x, 0, -1)), self.padding)
+        v = jnp.moveaxis(v, -1, 0)
+        for layer in range(self.n_layers):
+            last = layer == self.n_layers - 1
+            spectral = spectral_conv(v, self.spectral_weight, layer, self.n_modes)
+            if self.blocks is not None:
+                v = self.blocks(v, spectral, layer, last=last)
+            else:
+                skip = jnp.einsum("oi,i...->o...", self.skip_weight[layer], v)
+                v = skip + self.skip_bias[layer].reshape((-1,) + (1,) * len(spatial)) + spectral
+                v = v if last else self.activation(v)
+        v = unpad_domain(jnp.moveaxis(v, 0, -1), widths)
         return jnp.moveaxis(self.projection(v), -1, 0)

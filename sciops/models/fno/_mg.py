@@ -242,6 +242,13 @@ def _fold(a, delta: int, first: int):
     return a
 
 
+def apply_batch(net, x: Float[Array, "batch ..."]) -> Float[Array, "batch ..."]:
+    """`net` on a batch: its `batch` method when it has one (the FNO's batched layout), else
+    `jax.vmap(net)`."""
+    batch = getattr(net, "batch", None)
+    return batch(x) if callable(batch) else jax.vmap(net)(x)
+
+
 class MGOperator(eqx.Module):
     """A patch network applied over the multi-grid patches of a field.
 
@@ -268,7 +275,15 @@ class MGOperator(eqx.Module):
         return self.patching.patchify(x)
 
     def __call__(self, x: Float[Array, "channels y x"]) -> Float[Array, "out_channels y x"]:
-        return self.patching.stitch(jax.vmap(self.net)(self.patches(x)), x.shape[1:])
+        return self.batch(x[None])[0]
+
+    def batch(self, x: Float[Array, "batch channels y x"]) -> Float[Array, "batch out_channels y x"]:
+        """The stitched predictions of a batch of fields; the patches of all fields go through
+        the patch network as one batch."""
+        patches = jax.vmap(self.patches)(x)
+        out = apply_batch(self.net, patches.reshape(-1, *patches.shape[2:]))
+        out = out.reshape(*patches.shape[:2], *out.shape[1:])
+        return jax.vmap(lambda p: self.patching.stitch(p, x.shape[2:]))(out)
 
     def patch_forward(self, x: Float[Array, "channels y x"], index: Int[Array, ""] | int,
                       crop: bool = True) -> Float[Array, "out_channels h w"]:

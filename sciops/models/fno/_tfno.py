@@ -32,7 +32,7 @@ from ...nn._fno_blocks import (
     SoftGating,
 )
 from ...nn._spectral import check_modes, weight_mode_shape
-from ._mg import MGOperator, MGPatching
+from ._mg import MGOperator, MGPatching, apply_batch
 
 __all__ = ["check_config", "spectral_weight", "blocks", "patching", "check_grid",
            "patch_pairs", "uses_patches"]
@@ -128,22 +128,20 @@ def patch_pairs(config, model, x: Float[Array, "batch channels y x"],
     def target(yi):
         return mg.patchify(yi)[:, :c_out]
 
-    def forward(xi, k):
-        return model.out_norm.decode(net.patch_forward(model.in_norm.encode(xi), k, crop=False))
-
     if config.mg_train == "one":
         index = jax.random.randint(key, (x.shape[0],), 0, n)
-        pred = jax.vmap(forward)(x, index)
+        # the drawn patch of every field (what `MGOperator.patch_forward(crop=False)` predicts),
+        # all through the patch network as one batch
+        inputs = jax.vmap(lambda xi, k: mg.patchify(model.in_norm.encode(xi), k))(x, index)
+        pred = jax.vmap(model.out_norm.decode)(apply_batch(net.net, inputs))
         true = jax.vmap(lambda yi, k: mg.patchify(yi, k)[:c_out])(y, index)
         return pred, true
 
-    def forward_all(xi):
-        patches = jax.vmap(net.net)(net.patches(model.in_norm.encode(xi)))
-        return jax.vmap(model.out_norm.decode)(patches)
-
-    pred = jax.vmap(forward_all)(x)
+    inputs = jax.vmap(lambda xi: net.patches(model.in_norm.encode(xi)))(x)
+    pred = apply_batch(net.net, inputs.reshape(-1, *inputs.shape[2:]))
+    pred = jax.vmap(model.out_norm.decode)(pred)
     true = jax.vmap(target)(y)
-    return pred.reshape(-1, *pred.shape[2:]), true.reshape(-1, *true.shape[2:])
+    return pred, true.reshape(-1, *true.shape[2:])
 
 
 def uses_patches(model) -> bool:
