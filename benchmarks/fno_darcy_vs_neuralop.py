@@ -26,27 +26,10 @@ import pathlib
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _pinning import pin_threads  # noqa: E402
+
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "neuralop-darcy"
-
-
-def _pin_threads(threads: int) -> None:
-    """Give the whole process (both sides) the same `threads` cores; must run before jax is
-    imported.
-
-    The process's CPU affinity is set to the first `threads` cores it may use, so neither XLA's
-    thread pools nor torch's can run on more (XLA sizes its pools from the affinity mask; torch
-    is also told with `torch.set_num_threads`). With one thread XLA's Eigen pool is disabled too.
-    """
-    if "jax" in sys.modules:
-        print("note: jax was imported before main(); its thread count is not pinned",
-              file=sys.stderr)
-    allowed = sorted(os.sched_getaffinity(0))
-    if threads > len(allowed):
-        raise SystemExit(f"--threads {threads}: only {len(allowed)} cores are available")
-    os.sched_setaffinity(0, allowed[:threads])
-    if threads == 1:
-        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-        os.environ["XLA_FLAGS"] = flags.strip()
 
 
 def _load(data_dir: pathlib.Path):
@@ -65,7 +48,7 @@ def _load(data_dir: pathlib.Path):
 def main(epochs: int = 20, threads: int = 1, batch_size: int = 64, lr: float = 1e-2,
          weight_decay: float = 1e-4, seed: int = 0, data_dir: str | os.PathLike = DATA,
          json_path: str | None = None) -> dict:
-    _pin_threads(threads)
+    pin_threads(threads)
     import equinox as eqx
     import jax
     import jax.numpy as jnp

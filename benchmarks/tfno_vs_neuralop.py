@@ -10,9 +10,12 @@ same order (batch 32, 1000 training samples at 16², 31 steps per epoch), AdamW 
 the mean per-sample relative L2 error in physical units. Reported: seconds per epoch (median
 over the epochs after the first, which includes JAX's compilation), their ratio, parameter
 counts (real numbers: a complex entry counts 2), and test relative L2 at 16² and at 32²
-(zero-shot super-resolution).
+(zero-shot super-resolution). Both sides run in one process on the same `--threads` cores
+(default 1, set by CPU affinity before JAX starts; torch with `set_num_threads`), and their
+epochs alternate so that both see the same machine load.
 
-    python benchmarks/tfno_vs_neuralop.py [--epochs 10] [--data ../shared/data/neuralop-darcy]
+    python benchmarks/tfno_vs_neuralop.py [--epochs 10] [--threads 1] \
+        [--implementation reconstructed|factorized] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,18 +25,14 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 
-import equinox as eqx
-import jax
 import numpy as np
 
-from sciops._config import from_dict
-from sciops.data import Dataset, read_hdf5
-from sciops.models import family
-from sciops.train import OptimizerConfig, make_optimizer
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _pinning import pin_threads  # noqa: E402
 
-FNO = family("fno")
 MODEL = dict(n_modes=[16, 16], hidden_channels=32, n_layers=4, lifting_channels=64,
              projection_channels=64, positional_embedding=True, padding=0.0,
              factorization="tucker", rank=0.42, joint=False, implementation="factorized",
@@ -42,6 +41,8 @@ MODEL = dict(n_modes=[16, 16], hidden_channels=32, n_layers=4, lifting_channels=
 
 
 def _arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
+    from sciops.data import read_hdf5
+
     d = read_hdf5(path, lazy=False).load()
     return {"x": d["x"].astype(np.float32)[:, None], "y": d["y"].astype(np.float32)[:, None]}
 
@@ -55,42 +56,57 @@ def _schedule(step: int, steps: int, lr: float) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def run_sciops(train, tests, epochs_order, lr, implementation="factorized"):
+def sciops_side(train, tests, epochs_order, lr, implementation="factorized"):
+    """The sciops run as (run one epoch, finish) closures, so that epochs can alternate."""
+    import equinox as eqx
+    import jax
+
+    from sciops._config import from_dict
+    from sciops.data import Dataset
+    from sciops.models import family
+    from sciops.train import OptimizerConfig, make_optimizer
+
+    fno = family("fno")
     # `implementation` changes only how sciops evaluates the same function with the same
     # parameters: contracting with the factors, or forming each layer's weight first
-    config = from_dict(FNO.config, {**MODEL, "implementation": implementation}, "model")
-    model = FNO.build(config, Dataset(train), key=jax.random.key(0))
+    config = from_dict(fno.config, {**MODEL, "implementation": implementation}, "model")
+    model = fno.build(config, Dataset(train), key=jax.random.key(0))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda t: t.net, spec, jax.tree.map(eqx.is_inexact_array, model.net))
     params, static = eqx.partition(model, spec)
     steps = sum(len(e) for e in epochs_order)
     opt = make_optimizer(OptimizerConfig(lr=lr, weight_decay=1e-4, schedule="cosine",
                                          warmup_steps=max(1, steps // 20), clip_norm=1.0), steps)
-    state = opt.init(params)
 
     @eqx.filter_jit
     def step(params, state, batch):
         def f(p):
-            return FNO.loss(config, eqx.combine(p, static), batch)[0]
+            return fno.loss(config, eqx.combine(p, static), batch)[0]
         value, grads = eqx.filter_value_and_grad(f)(params)
         updates, state = opt.update(grads, state, params)
         return eqx.apply_updates(params, updates), state, value
 
-    epoch_s = []
-    for order in epochs_order:
-        t = time.perf_counter()
+    box = {"params": params, "state": opt.init(params), "value": None}
+
+    def epoch(order):
         for idx in order:
-            params, state, value = step(params, state, {k: v[idx] for k, v in train.items()})
-        value.block_until_ready()
-        epoch_s.append(time.perf_counter() - t)
-    model = eqx.combine(params, static)
-    metrics = eqx.filter_jit(lambda m, b: FNO.metrics(config, m, b))
-    errors = {name: float(np.mean(metrics(model, t)["l2"])) for name, t in tests.items()}
-    n_params = sum(int(a.size) for a in jax.tree.leaves(eqx.filter(model.net, eqx.is_inexact_array)))
-    return epoch_s, errors, n_params, float(value)
+            box["params"], box["state"], box["value"] = step(
+                box["params"], box["state"], {k: v[idx] for k, v in train.items()})
+        box["value"].block_until_ready()
+
+    def finish():
+        model = eqx.combine(box["params"], static)
+        metrics = eqx.filter_jit(lambda m, b: fno.metrics(config, m, b))
+        errors = {name: float(np.mean(metrics(model, t)["l2"])) for name, t in tests.items()}
+        n_params = sum(int(a.size) for a in
+                       jax.tree.leaves(eqx.filter(model.net, eqx.is_inexact_array)))
+        return errors, n_params, float(box["value"])
+
+    return epoch, finish
 
 
-def run_neuralop(train, tests, epochs_order, lr, threads):
+def neuralop_side(train, tests, epochs_order, lr, threads):
+    """The neuraloperator run as (run one epoch, finish) closures."""
     import torch
     from neuralop.models import TFNO
 
@@ -112,10 +128,10 @@ def run_neuralop(train, tests, epochs_order, lr, threads):
         dims = tuple(range(1, y.ndim))
         return (torch.sqrt(((pred - y) ** 2).sum(dims) / (y**2).sum(dims)))
 
-    epoch_s = []
-    model.train()
-    for order in epochs_order:
-        t = time.perf_counter()
+    box = {}
+
+    def epoch(order):
+        model.train()
         for idx in order:
             idx = torch.from_numpy(idx)
             loss = rel_l2(predict(tx["x"][idx]), tx["y"][idx]).mean()
@@ -124,29 +140,39 @@ def run_neuralop(train, tests, epochs_order, lr, threads):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-        epoch_s.append(time.perf_counter() - t)
-    model.eval()
-    with torch.no_grad():
-        errors = {name: float(rel_l2(predict(torch.from_numpy(t["x"])),
-                                     torch.from_numpy(t["y"])).mean())
-                  for name, t in tests.items()}
-    n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
-    return epoch_s, errors, n_params, float(loss)
+        box["loss"] = float(loss)
+
+    def finish():
+        model.eval()
+        with torch.no_grad():
+            errors = {name: float(rel_l2(predict(torch.from_numpy(t["x"])),
+                                         torch.from_numpy(t["y"])).mean())
+                      for name, t in tests.items()}
+        n_params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+        return errors, n_params, box["loss"]
+
+    return epoch, finish
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="../shared/data/neuralop-darcy")
+    parser.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2]
+                                              / "shared" / "data" / "neuralop-darcy"))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=1,
+                        help="cores given to the process (both sides), default 1")
     parser.add_argument("--json", default=None)
     parser.add_argument("--implementation", choices=("factorized", "reconstructed"),
-                        default="factorized",
-                        help="sciops's execution path for the Tucker weights (neuraloperator "
-                             "always uses its factorized one)")
+                        default="reconstructed",
+                        help="sciops's execution path for the Tucker weights: form each layer's "
+                             "weight once per step (default), or contract every sample with the "
+                             "factors; the same function and parameters either way "
+                             "(neuraloperator runs its own 'factorized' path)")
     args = parser.parse_args(argv)
+    pin_threads(args.threads)
+    import jax
 
     root = pathlib.Path(args.data)
     train = _arrays(root / "darcy_train_16.h5")
@@ -156,18 +182,27 @@ def main(argv=None) -> dict:
     epochs_order = [np.sort(rng.permutation(n)[: (n // b) * b].reshape(-1, b), axis=1)
                     for _ in range(args.epochs)]
     print(f"TFNO tucker 0.42 on neuralop Darcy 16^2: {n} train, {args.epochs} epochs of "
-          f"{n // b} steps; torch threads {args.threads}, jax devices {jax.devices()}; "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"{n // b} steps; {args.threads} core(s) for both sides, sciops implementation "
+          f"{args.implementation!r}, jax devices {jax.devices()}; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    sides = {"sciops": sciops_side(train, tests, epochs_order, args.lr, args.implementation),
+             "neuraloperator": neuralop_side(train, tests, epochs_order, args.lr, args.threads)}
+    # epochs alternate between the two sides, so both see the same machine load
+    times = {name: [] for name in sides}
+    for e, order in enumerate(epochs_order):
+        for name, (epoch, _) in sides.items():
+            t = time.perf_counter()
+            epoch(order)
+            times[name].append(time.perf_counter() - t)
+        print(f"epoch {e + 1:3d}: " + "  ".join(f"{k} {v[-1]:6.2f} s" for k, v in times.items()),
+              flush=True)
     results = {}
-    for name, fn in [("sciops", lambda: run_sciops(train, tests, epochs_order, args.lr,
-                                                 args.implementation)),
-                     ("neuraloperator", lambda: run_neuralop(train, tests, epochs_order, args.lr,
-                                                             args.threads))]:
-        epoch_s, errors, n_params, last = fn()
+    for name, (_, finish) in sides.items():
+        errors, n_params, last = finish()
+        epoch_s = times[name]
         results[name] = dict(s_per_epoch=float(np.median(epoch_s[1:])) if len(epoch_s) > 1
                              else epoch_s[0], first_epoch_s=epoch_s[0], params=n_params,
-                             l2_16=errors["16"], l2_32=errors["32"], final_loss=last,
-                             load=os.getloadavg()[0])
+                             l2_16=errors["16"], l2_32=errors["32"], final_loss=last)
         print(name, json.dumps(results[name]), flush=True)
     s, t = results["sciops"], results["neuraloperator"]
     print("\n| | sciops (JAX) | neuraloperator 2.0 (PyTorch) | ratio |")
@@ -179,7 +214,8 @@ def main(argv=None) -> dict:
     print(f"| parameters (real) | {s['params']:,} | {t['params']:,} | |")
     print(f"| test rel. L2 at 16² | {100 * s['l2_16']:.2f} % | {100 * t['l2_16']:.2f} % | |")
     print(f"| test rel. L2 at 32² | {100 * s['l2_32']:.2f} % | {100 * t['l2_32']:.2f} % | |")
-    print(f"\nload average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    results["loadavg"] = os.getloadavg()
+    print(f"\nload average {' '.join(f'{v:.1f}' for v in results['loadavg'])}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
