@@ -46,7 +46,9 @@ def _free_port() -> int:
 
 def _env():
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # each process sets its own device count
+    # each process sets its own device count; the other test flags (conftest) carry over
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if not f.startswith("--xla_force_host_platform_device_count"))
     return env
 
 

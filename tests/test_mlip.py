@@ -193,7 +193,7 @@ def test_training_reduces_force_error(cache):
     for _ in range(30):
         params, state, logs = step(params, state)
         first = first if first is not None else float(logs["forces_rmse"])
-    final = FAM.metrics(cfg, eqx.combine(params, static), batch)
+    final = eqx.filter_jit(lambda m: FAM.metrics(cfg, m, batch))(eqx.combine(params, static))
     assert float(jnp.mean(final["forces_rmse"])) < 0.5 * first
     assert float(jnp.max(final["edge_overflow"])) == 0.0
 

@@ -122,7 +122,9 @@ def test_resume_after_sigkill_mid_write_matches_uninterrupted(tmp_path):
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "killed"
     script = _KILLER.format(tests=str(HERE), cfg=str(tmp_path / "cfg.yaml"), out=str(out))
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    # the conftest's XLA flags (4 devices, test code generation), so that the killed run and
+    # the in-process runs below round identically
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
