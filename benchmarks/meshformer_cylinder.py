@@ -8,19 +8,23 @@ autoregressively with true boundary conditions over the whole held-out trajector
 persistence baseline (keep the initial state on the evolving nodes, true boundaries elsewhere)
 is scored with the same formula: a model must beat it to have learned anything.
 
-Models are named presets (`PRESETS`); run them one per process so that no job is long, then
-print the table from the saved results:
+Models are named presets (`presets()`); run them one per process, one after the other (on a
+shared machine, pinned to one core), then print the table from the saved results:
 
-    nice -n 5 python benchmarks/meshformer_cylinder.py --data cyl.h5 --models mgn_small
-    nice -n 5 python benchmarks/meshformer_cylinder.py --data cyl.h5 --models tf_small,tf_base
+    taskset -c 1 env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false nice -n 5 \
+        python benchmarks/meshformer_cylinder.py --data cyl.h5 --models mgn_small --steps 15000
+    (the same with --models tf_small, then tf_base; --seed 1 --out <other> for a second seed)
     python benchmarks/meshformer_cylinder.py --data cyl.h5 --summary
 
-`--no-rollouts` measures parameters and throughputs only.
+The default of 15,000 steps of batch 1 takes ≈ 31 / 6 / 22 minutes for `mgn_small` /
+`tf_small` / `tf_base` on one core. `--no-rollouts` measures parameters and throughputs only;
+`--noise-std` overrides the training noise of every model (an ablation; default 0.02).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -164,7 +168,8 @@ def persistence(ds, test_rows, evolving_types=(0, 5)):
             for k in rs[0]}
 
 
-def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, seed=0):
+def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, seed=0,
+              noise_std=None):
     import equinox as eqx
     import numpy as np
 
@@ -172,14 +177,16 @@ def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, see
     from sciops.eval._mesh_rollout import rollout
 
     family, cfg, desc = presets()[name]
+    if noise_std is not None:  # an ablation of the training noise (default: the preset's 0.02)
+        cfg = dataclasses.replace(cfg, noise_std=noise_std)
     path = pathlib.Path(data)
     ds = read_mesh_dataset(path)
     train_ds = ds.subset(slice(0, len(ds) - n_test))
     load0 = os.getloadavg()
     model, fam, info = train(family, cfg, train_ds, steps, batch_size, lr, seed)
     info.update(name=name, description=desc, family=family, steps=steps, batch_size=batch_size,
-                lr=lr, seed=seed, n_train=len(ds) - n_test, n_test=n_test, data=str(path),
-                load_before=load0, load_after_training=os.getloadavg())
+                lr=lr, seed=seed, noise_std=cfg.noise_std, n_train=len(ds) - n_test,
+                n_test=n_test, data=str(path), load_before=load0, load_after_training=os.getloadavg())
     pathlib.Path(out).mkdir(parents=True, exist_ok=True)
     # the trained model, for later evaluation: rebuild with `presets()[name]` and
     # `eqx.tree_deserialise_leaves(path, like)`
@@ -232,15 +239,44 @@ def summary(data, n_test, out):
                  + " | ".join(f"{res[n]['losses'][-1][1]:.4f}" for n in names) + " | |")
     lines.append("| load before → after | " + " | ".join(
         f"{res[n]['load_before'][0]:.1f} → {res[n]['load_after'][0]:.1f}" for n in names) + " | |")
+    lines += ["", per_step_table(ds, n_test, out, names)]
     text = "\n".join(lines)
     print(text)
     print("persistence:", json.dumps(pers))
     return res, pers
 
 
-def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 2000, batch_size: int = 1,
+def per_step_table(ds, n_test, out, names, steps=(1, 5, 10, 20, 50, 100, 149)):
+    """Velocity RMSE at single rollout steps (not pooled), per held-out trajectory, read from
+    the rollouts' `rmse_per_step.csv`; persistence computed as in `persistence`."""
+    import csv
+
+    import numpy as np
+
+    lines = ["| velocity RMSE at step | " + " | ".join(str(s) for s in steps) + " |",
+             "|---|" + "---:|" * len(steps)]
+    for i in range(len(ds) - n_test, len(ds)):
+        s = {k: np.asarray(v[0]) for k, v in ds.take([i]).items()}
+        m = s["node_mask"]
+        ev = np.isin(s["node_type"], (0, 5))[m]
+        v = s["velocity"][:, m].astype(np.float64)
+        pers = np.sqrt(np.mean((np.where(ev[None, :, None], v[:1], v) - v) ** 2, axis=(1, 2)))
+        rows = {"persistence": {t: pers[t] for t in range(1, len(pers))}}
+        for n in names:
+            f = pathlib.Path(out) / n / f"traj_{i:03d}" / "rmse_per_step.csv"
+            if f.is_file():
+                with f.open() as fh:
+                    rows[n] = {int(r["step"]): float(r["velocity"]) for r in csv.DictReader(fh)}
+        for n, r in rows.items():
+            lines.append(f"| traj {i}, {n} | " + " | ".join(
+                f"{r[t]:.4f}" if t in r else "" for t in steps) + " |")
+    return "\n".join(lines)
+
+
+def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 15000, batch_size: int = 1,
          lr: float = 1e-3, data: str = "data/cache/bench_cylinder_flow.h5", n_test: int = 2,
-         out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0):
+         out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0,
+         noise_std: float | None = None):
     """Train and score each preset in `models` (one after the other), then print the table."""
     path = pathlib.Path(data)
     if not path.is_file():
@@ -249,7 +285,7 @@ def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 2000, batch_s
         generate_cylinder_flow(CylinderFlowConfig(n_trajectories=10, n_steps=150, spinup=1.0,
                                                   h_min=0.02, h_max=0.05), path, progress=True)
     for name in models:
-        run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed)
+        run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed, noise_std)
     return summary(path, n_test, out) if rollouts else None
 
 
@@ -258,10 +294,12 @@ if __name__ == "__main__":
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="mgn_small,tf_small,tf_base",
                    help="comma-separated presets: " + ", ".join(presets()))
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=15000)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-std", type=float, default=None,
+                   help="training input noise on fluid nodes (default: the preset's, 0.02)")
     p.add_argument("--data", default="data/cache/bench_cylinder_flow.h5")
     p.add_argument("--n-test", type=int, default=2, help="the last N trajectories are held out")
     p.add_argument("--out", default="runs/bench_meshformer")
@@ -272,4 +310,4 @@ if __name__ == "__main__":
         summary(a.data, a.n_test, a.out)
     else:
         main(tuple(a.models.split(",")), a.steps, a.batch_size, a.lr, a.data, a.n_test, a.out,
-             not a.no_rollouts, a.seed)
+             not a.no_rollouts, a.seed, a.noise_std)
