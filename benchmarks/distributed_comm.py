@@ -89,7 +89,7 @@ def main(argv=None) -> list[dict]:
         x = jnp.ones((args.batch, 1, s, s))
         y = jnp.ones((args.batch, 1, s, s))
 
-        def loss(params, x, y):
+        def loss(params, x, y, static=static):
             m = eqx.combine(params, static)
             pred = batch_vmap(m)(x)
             return jnp.mean(jnp.sum((pred - y) ** 2, axis=(1, 2, 3)) / jnp.sum(y ** 2, (1, 2, 3)))
@@ -125,8 +125,8 @@ def main(argv=None) -> list[dict]:
                      "devices": pdev, "params": n_params,
                      "comm_bytes": 4 * 2 * 2 * field * (pdev - 1) / pdev})
     print(f"load average: {os.getloadavg()}")
-    print(f"| grid | layout | devices | MB communicated / step | peak MB / device | "
-          f"largest collective / field |")
+    print("| grid | layout | devices | MB communicated / step | peak MB / device | "
+          "largest collective / field |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         peak = r.get("peak_bytes")

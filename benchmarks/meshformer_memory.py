@@ -52,7 +52,7 @@ def main(sizes=(100, 173, 316), run_largest=True):
         e = len(snd)
         q = jax.ShapeDtypeStruct((n, heads, dh), jnp.float32)
 
-        def sparse_loss(q, k, v):
+        def sparse_loss(q, k, v, snd=snd, rcv=rcv, mask=mask):
             return jnp.sum(edge_attention(q, k, v, snd, rcv, mask) ** 2)
 
         def dense_loss(q, k, v, adj):
@@ -66,7 +66,7 @@ def main(sizes=(100, 173, 316), run_largest=True):
         params, static = eqx.partition(model, eqx.is_array)
         x = jax.ShapeDtypeStruct((n, 2), jnp.float32)
 
-        def tf_loss(p, x):
+        def tf_loss(p, x, static=static, snd=snd, rcv=rcv, mask=mask):
             return jnp.sum(eqx.combine(p, static)(x, ((snd, rcv, mask),)) ** 2)
 
         tf_compiled = jax.jit(jax.grad(tf_loss)).lower(params, x).compile()

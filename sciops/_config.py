@@ -93,7 +93,7 @@ def _convert(tp, value, path: str):
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{path}: expected a list of {len(args)} items, got {value!r}")
-            return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
         inner = args[0] if args else Any
         return tuple(_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping) or tp in (dict,):

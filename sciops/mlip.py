@@ -7,7 +7,7 @@ eV/Å³) for a trained `mlip` run, usable with ASE's `VelocityVerlet` and `Lange
 
 from __future__ import annotations
 
-__all__ = ["Calculator"]
+__all__ = ["Calculator"]  # noqa: F822 (provided lazily by __getattr__ below)
 
 
 def __getattr__(name):

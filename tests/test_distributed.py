@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from sciops.train import fit, load_config
+from sciops.train import fit
 from sciops.train._distributed import detect_launcher
 
 CONFIG = {

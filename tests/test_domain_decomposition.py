@@ -52,7 +52,7 @@ def test_sharded_spectral_conv_equals_single_device(getkey, data, space):
         grad = jax.jit(jax.grad(lambda w, x: jnp.sum(_conv_batch(w, x) ** 2)))(w, xs)
     assert out.sharding.is_equivalent_to(xs.sharding, out.ndim)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad)):
+    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(b))))
 
 
@@ -132,5 +132,5 @@ def test_fno_training_on_a_space_sharded_mesh_equals_one_device(tmp_path):
     for k, v in one.metrics["test"].items():
         assert dd.metrics["test"][k] == pytest.approx(v, rel=1e-5)
     for a, b in zip(jax.tree.leaves(eqx.filter(one.model, eqx.is_array)),
-                    jax.tree.leaves(eqx.filter(dd.model, eqx.is_array))):
+                    jax.tree.leaves(eqx.filter(dd.model, eqx.is_array)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -171,6 +171,7 @@ def _cmd_info(args) -> int:
     import optax
 
     import sciops
+
     from ..models import family_names
     from ..pde import problem_names
 

@@ -29,6 +29,9 @@ from ._mesh import MeshField as MeshField
 from ._mesh import mesh_field as mesh_field
 from ._mesh import read_mesh_dataset as read_mesh_dataset
 from ._mesh import write_mesh_dataset as write_mesh_dataset
+from ._mesh_import import import_mesh_data as import_mesh_data
+from ._mesh_import import read_graphphysics_h5 as read_graphphysics_h5
+from ._mesh_import import read_meshgraphnets as read_meshgraphnets
 from ._meshio import read_vtu as read_vtu
 from ._meshio import read_xdmf as read_xdmf
 from ._meshio import write_vtu as write_vtu
@@ -36,6 +39,3 @@ from ._meshio import write_xdmf as write_xdmf
 from ._normalize import Normalizer as Normalizer
 from ._normalize import fit_normalizer as fit_normalizer
 from ._split import split as split
-from ._mesh_import import import_mesh_data as import_mesh_data
-from ._mesh_import import read_graphphysics_h5 as read_graphphysics_h5
-from ._mesh_import import read_meshgraphnets as read_meshgraphnets

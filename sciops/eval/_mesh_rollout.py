@@ -130,7 +130,7 @@ def _snapshots(out_dir, name, mesh, truth, pred, fields, channels, steps_to_plot
     files = []
     c0 = 0
     for f, c in zip(fields, channels, strict=False):
-        def mag(a):
+        def mag(a, c0=c0, c=c):
             return np.linalg.norm(a[..., c0:c0 + c], axis=-1) if c > 1 else a[..., c0]
         for s in steps_to_plot:
             fig = triptych(tri, mag(truth[s]), mag(pred[s]), f"|{f}|" if c > 1 else f,

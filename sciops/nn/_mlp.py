@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["MLP"]
@@ -35,7 +34,7 @@ class MLP(eqx.Module):
         sizes = [in_size] + [width] * depth + [out_size]
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(eqx.nn.Linear(a, b, key=k, dtype=dtype)
-                            for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+                            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True))
         self.norm = eqx.nn.LayerNorm(out_size, dtype=dtype) if layer_norm else None
         self.activation = activation
 

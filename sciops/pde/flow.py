@@ -144,12 +144,12 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
         length, height = c.length, c.height
         solver = ProjectionNS(
             pts, tri, c.nu, c.dt,
-            velocity_dirichlet=lambda xy: ~((xy[:, 0] > length - tol) & (xy[:, 1] > tol)
-                                            & (xy[:, 1] < height - tol)),
-            pressure_dirichlet=lambda xy: xy[:, 0] > length - tol)
+            velocity_dirichlet=lambda xy, length=length, height=height, tol=tol: ~(
+                (xy[:, 0] > length - tol) & (xy[:, 1] > tol) & (xy[:, 1] < height - tol)),
+            pressure_dirichlet=lambda xy, length=length, tol=tol: xy[:, 0] > length - tol)
         ramp_time = min(0.5, c.spinup) if c.spinup > 0 else 0.0
 
-        def bc(xy, t, u_mean=u_mean):
+        def bc(xy, t, u_mean=u_mean, ramp_time=ramp_time, tol=tol, height=height):
             # parabolic inflow with mean u_mean (peak 1.5 u_mean), ramped up smoothly from rest
             ramp = 1.0 if t >= ramp_time else 0.5 - 0.5 * np.cos(np.pi * t / ramp_time)
             out = np.zeros((len(xy), 2))

@@ -333,9 +333,9 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         nonlocal good, t_last, step_last
         if not pending:
             return
-        losses = [(s, *gather((l, a, f))) for s, l, a, f in pending]
+        losses = [(s, *gather((value, a, f))) for s, value, a, f in pending]
         pending.clear()
-        for s, loss, aux, fin in losses:
+        for s, loss, _aux, fin in losses:
             if not (np.isfinite(loss) and bool(fin)):
                 where = (f"; the last good checkpoint is {latest_checkpoint(ckpt_dir)}"
                          if latest_checkpoint(ckpt_dir) else "")

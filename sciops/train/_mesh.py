@@ -38,12 +38,12 @@ def make_mesh(sizes: Mapping[str, int], devices=None) -> Mesh:
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if n % known:
-            raise ConfigError(f"train.mesh: {dict(zip(names, shape))} does not divide the {n} "
+            raise ConfigError(f"train.mesh: {dict(zip(names, shape, strict=True))} does not divide the {n} "
                               "available devices")
         shape[shape.index(-1)] = n // known
     total = math.prod(shape)
     if total > n:
-        raise ConfigError(f"train.mesh: {dict(zip(names, shape))} needs {total} devices, "
+        raise ConfigError(f"train.mesh: {dict(zip(names, shape, strict=True))} needs {total} devices, "
                           f"only {n} available")
     grid = np.asarray(devices[:total], dtype=object).reshape(shape)
     return Mesh(grid, tuple(names), axis_types=(AxisType.Auto,) * len(names))

@@ -21,7 +21,7 @@ def plot_loss_curve(metrics_path: str | os.PathLike, png: str | os.PathLike) -> 
     train = [(r["step"], r["loss"]) for r in records if r.get("split") == "train"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     if train:
-        s, v = zip(*train)
+        s, v = zip(*train, strict=True)
         ax.plot(s, v, label="train loss")
     evals: dict[str, list] = {}
     for r in records:
@@ -30,7 +30,7 @@ def plot_loss_curve(metrics_path: str | os.PathLike, png: str | os.PathLike) -> 
                 if k not in ("step", "split") and isinstance(v, (int, float)) and "/" not in k:
                     evals.setdefault(f"{r['split']} {k}", []).append((r["step"], v))
     for label, pts in evals.items():
-        s, v = zip(*pts)
+        s, v = zip(*pts, strict=True)
         ax.plot(s, v, "o--", label=label, ms=3)
     ax.set_xlabel("step")
     ax.set_yscale("log")
