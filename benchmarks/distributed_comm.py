@@ -28,22 +28,24 @@ def _setup(devices: int) -> None:
 
 
 _OPS = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
-_RESULT = re.compile(r"=\s*\(?([a-z]+\d*)\[([\d,]*)\]")
+_SHAPE = re.compile(r"([a-z]+\d*)\[([\d,]*)\]")
 _BYTES = {"f32": 4, "c64": 8, "f64": 8, "c128": 16, "s32": 4, "bf16": 2, "f16": 2, "pred": 1}
 
 
 def collectives(hlo: str):
-    """(op, dtype, elements) of the result of every collective instruction in an HLO text."""
+    """(op, dtype, elements) of every result of every collective instruction in an HLO text
+    (a combined collective returns a tuple: each element counts)."""
     for line in hlo.splitlines():
         for op in _OPS:
-            if f" {op}(" in line or f" {op}-start(" in line:
-                m = _RESULT.search(line)
-                if m:
-                    n = 1
-                    for d in m.group(2).split(","):
-                        if d:
-                            n *= int(d)
-                    yield op, m.group(1), n
+            for call in (f" {op}(", f" {op}-start("):
+                if call in line and "=" in line:
+                    result = line[line.index("=") + 1:line.index(call)]
+                    for dtype, dims in _SHAPE.findall(result):
+                        n = 1
+                        for d in dims.split(","):
+                            if d:
+                                n *= int(d)
+                        yield op, dtype, n
 
 
 def collective_bytes(hlo: str) -> dict[str, int]:

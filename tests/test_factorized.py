@@ -284,6 +284,6 @@ def test_batched_blocks_and_weights_equal_the_fft_path(norm, implementation, get
     net = FNO(1, 2, (6, 6), 8, 3, 8, 8, padding=0.2, spectral_weight=weight, blocks=blocks,
               key=getkey())
     x = jax.random.normal(getkey(), (3, 1, 12, 16))
-    ref, batched = eqx.filter_jit(lambda net, x: (jax.vmap(net._single)(x), net.batch(x)))(net, x)
+    ref, batched = eqx.filter_jit(lambda net, x: (jax.vmap(net.fft_forward)(x), net.batch(x)))(net, x)
     np.testing.assert_allclose(np.asarray(batched), np.asarray(ref), rtol=0,
                                atol=2e-5 * float(jnp.abs(ref).max()))

@@ -104,7 +104,7 @@ def test_fno_batch_equals_the_fft_path(getkey, padding):
     net = FNO(2, 1, (6, 8), 8, 3, 12, 12, padding=padding, key=getkey())
     x = jax.random.normal(getkey(), (4, 2, 16, 12))
     ref, batched, single = eqx.filter_jit(
-        lambda net, x: (jax.vmap(net._single)(x), net.batch(x), net(x[1])))(net, x)
+        lambda net, x: (jax.vmap(net.fft_forward)(x), net.batch(x), net(x[1])))(net, x)
     np.testing.assert_allclose(np.asarray(batched), np.asarray(ref), rtol=0,
                                atol=2e-5 * float(jnp.abs(ref).max()))
     np.testing.assert_allclose(np.asarray(single), np.asarray(ref[1]), rtol=0,

@@ -29,6 +29,7 @@ from jaxtyping import Array, Complex, Float, Int, PRNGKeyArray
 from .._errors import ConfigError
 from ._spectral import (
     AbstractSpectralWeight,
+    contract_per_sample,
     lead_matmul,
     mode_matmul,
     modes_first,
@@ -232,6 +233,13 @@ class AbstractFactorizedTensor(eqx.Module):
         `layer` of a joint `(layers, in, out, *modes)` tensor) without forming it."""
         return self._contract(x, self._factors_at(layer))
 
+    def contract_batched(self, z: Float[Array, "2 modes batch in"], layer, mode_shape
+                         ) -> Float[Array, "2 modes batch out"]:
+        """`contract` on a batch in the mode-major real layout of
+        `sciops.nn._spectral.truncated_dft` (modes flattened, of shape `mode_shape`). This
+        default contracts sample by sample; formats with a batched form override it."""
+        return contract_per_sample(lambda x: self.contract(x, layer), z, mode_shape)
+
     def modes_first(self, layer: Int[Array, ""] | int | None = None
                     ) -> tuple[Float[Array, "modes in out"], Float[Array, "modes in out"]]:
         """The real and imaginary parts of the `(in, out, *modes)` tensor (or of its slice
@@ -339,6 +347,11 @@ class TuckerTensor(AbstractFactorizedTensor):
         ops = [f"{a}{b}" for a, b in zip((i, o, *m), r, strict=False)]
         return jnp.einsum(f"{i}{m},{r}," + ",".join(ops) + f"->{o}{m}", x, *f, optimize="optimal")
 
+    def _real_factors(self, layer):
+        """The factors of the tensor (or of its slice `layer`) as (real, imaginary) pairs:
+        core, input, output, then the mode factors."""
+        return [(jnp.real(a), jnp.imag(a)) for a in self._factors_at(layer)]
+
     def _mode_core(self, core, u_modes):
         """$G'_{\\mathbf m a c} = \\sum G_{ac\\mathbf r} \\prod_k U^{(k)}_{m_k r_k}$: the core with its mode
         ranks expanded to the modes, mode-major `(modes, r_in, r_out)`, as (real, imag) pairs.
@@ -359,22 +372,20 @@ class TuckerTensor(AbstractFactorizedTensor):
     def modes_first(self, layer=None):
         """The reconstruction in the mode-major layout, in real arithmetic: `_mode_core`, then
         the output factor (one product) and the input factor (batched over the modes)."""
-        core, u_in, u_out, *u_modes = ((jnp.real(a), jnp.imag(a))
-                                       for a in self._factors_at(layer))
+        core, u_in, u_out, *u_modes = self._real_factors(layer)
         g = self._mode_core(core, u_modes)                             # (modes, a, c)
         n_modes, r_in, r_out = g[0].shape
         g = _cmul(*(a.reshape(-1, r_out) for a in g), *(u.T for u in u_out), jnp.matmul)
         g = tuple(a.reshape(n_modes, r_in, -1) for a in g)             # (modes, a, out)
         return _cmul(*u_in, *g, lead_matmul)                           # (modes, in, out)
 
-    def contract_batched(self, z, layer=None):
+    def contract_batched(self, z, layer, mode_shape=None):
         """`contract` for a batch in the mode-major real layout of
         `sciops.nn._spectral.truncated_dft`, never forming the weight: the input factor on
         every coefficient (one product), the mode-expanded core mode by mode (`_mode_core`,
         batched over the modes), then the output factor (one product). Cheaper than forming
         the weight when the batch times the ranks is small against the channel counts."""
-        core, u_in, u_out, *u_modes = ((jnp.real(a), jnp.imag(a))
-                                       for a in self._factors_at(layer))
+        core, u_in, u_out, *u_modes = self._real_factors(layer)
         g = self._mode_core(core, u_modes)                             # (modes, a, c)
         t = _cmul(z[0], z[1], *u_in, jnp.matmul)                       # (modes, batch, a)
         t = _cmul(*t, *g, jnp.matmul)                                  # (modes, batch, c)
@@ -539,13 +550,12 @@ class FactorizedSpectralWeight(AbstractSpectralWeight):
     def contract_batched(self, z, layer):
         """With `reconstruct`, layer `layer`'s weight is formed once for the whole batch and
         applied as mode-wise real matrix products; otherwise the batch is contracted with the
-        factors (the format's own `contract_batched` where it has one, e.g. Tucker; else each
-        sample through `contract`)."""
+        factors (`AbstractFactorizedTensor.contract_batched`: batched for Tucker, sample by
+        sample for the other formats)."""
         tensor, index = self._layer(layer)
         if self.reconstruct:
             return mode_matmul(z, *tensor.modes_first(index))
-        direct = getattr(tensor, "contract_batched", None)
-        return direct(z, index) if direct is not None else super().contract_batched(z, layer)
+        return tensor.contract_batched(z, index, weight_mode_shape(self.n_modes))
 
     def dense(self, layer: Int[Array, ""] | int) -> Complex[Array, "in_channels out_channels *modes"]:
         """Layer `layer`'s full weight $W^{(\\ell)}$ (for inspection and tests)."""

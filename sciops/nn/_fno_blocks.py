@@ -59,7 +59,7 @@ class LinearSkip(AbstractSkip):
         return self.linear(v)
 
     def last(self, v):
-        return v @ self.linear.weight.T
+        return self.linear.last(v)
 
 
 class SoftGating(AbstractSkip):
@@ -237,11 +237,5 @@ class FNOBlocks(eqx.Module):
         norm = self.norms[layer].batched if self.norms is not None else (lambda u: u)
         z = norm(spectral) + self.skips[layer].last(v) + self.bias[layer]
         if self.mlps is not None:
-            mlp = self.mlps[layer]
-            h = self.activation(z)
-            for i, lin in enumerate(mlp.layers):
-                h = h @ lin.weight.T
-                h = h if lin.bias is None else h + lin.bias
-                h = mlp.activation(h) if i < len(mlp.layers) - 1 else h
-            z = norm(h + self.mlp_skips[layer].last(v))
+            z = norm(self.mlps[layer].last(self.activation(z)) + self.mlp_skips[layer].last(v))
         return z if last else self.activation(z)

@@ -85,10 +85,14 @@ class ChannelLinear(eqx.Module):
         self.bias = (jax.random.uniform(kb, (out_channels,), dtype, -lim, lim)
                      if use_bias else None)
 
+    def last(self, x: Float[Array, "*points in_channels"]) -> Float[Array, "*points out_channels"]:
+        """The map on a channels-last array, whatever `channel_axis` says."""
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
     def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         if self.channel_axis == -1:
-            y = x @ self.weight.T
-            return y if self.bias is None else y + self.bias
+            return self.last(x)
         y = jnp.einsum("oi,i...->o...", self.weight, x)
         if self.bias is not None:
             y = y + self.bias.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -124,3 +128,9 @@ class ChannelMLP(eqx.Module):
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
+
+    def last(self, x: Float[Array, "*points in_channels"]) -> Float[Array, "*points out_channels"]:
+        """The MLP on a channels-last array, whatever `channel_axis` says."""
+        for layer in self.layers[:-1]:
+            x = self.activation(layer.last(x))
+        return self.layers[-1].last(x)

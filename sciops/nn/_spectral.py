@@ -41,6 +41,7 @@ __all__ = [
     "dft_matrices",
     "spectral_conv",
     "spectral_conv_batched",
+    "contract_per_sample",
     "spectral_conv_dft",
     "truncated_dft",
     "inverse_truncated_dft",
@@ -146,12 +147,19 @@ class AbstractSpectralWeight(eqx.Module):
         modes flattened in the order of the weight's mode axes. This default goes through
         `contract` (per sample, complex); formats that can do better override it.
         """
-        mode_shape = weight_mode_shape(self.n_modes)
-        x = jax.lax.complex(z[0], z[1])                                  # (modes, batch, in)
-        x = jnp.moveaxis(x, 0, -1).reshape(*x.shape[1:], *mode_shape)    # (batch, in, *modes)
-        y = jax.vmap(self.contract, (0, None))(x, layer)                 # (batch, out, *modes)
-        y = jnp.moveaxis(y.reshape(*y.shape[:2], -1), -1, 0)             # (modes, batch, out)
-        return jnp.stack([jnp.real(y), jnp.imag(y)]).astype(z.dtype)
+        return contract_per_sample(lambda x: self.contract(x, layer), z,
+                                   weight_mode_shape(self.n_modes))
+
+
+def contract_per_sample(contract, z: Float[Array, "2 modes batch in_channels"],
+                        mode_shape: Sequence[int]) -> Float[Array, "2 modes batch out_channels"]:
+    """A per-sample complex `contract((in, *modes)) -> (out, *modes)` applied to a batch in the
+    mode-major real layout of `truncated_dft` (the generic `contract_batched`)."""
+    x = jax.lax.complex(z[0], z[1])                                      # (modes, batch, in)
+    x = jnp.moveaxis(x, 0, -1).reshape(*x.shape[1:], *mode_shape)        # (batch, in, *modes)
+    y = jax.vmap(contract)(x)                                            # (batch, out, *modes)
+    y = jnp.moveaxis(y.reshape(*y.shape[:2], -1), -1, 0)                 # (modes, batch, out)
+    return jnp.stack([jnp.real(y), jnp.imag(y)]).astype(z.dtype)
 
 
 class DenseSpectralWeight(AbstractSpectralWeight):
@@ -278,6 +286,7 @@ def spectral_conv_dft(v: Float[Array, "*spatial channels"], weight: AbstractSpec
     (`spectral_conv_batched` with a batch of one)."""
     return spectral_conv_batched(v[..., None, :], weight, layer, n_modes)[..., 0, :]
 
+
 def modes_first(w: Float[Array, "in_channels out_channels *modes"]
                 ) -> Float[Array, "modes in_channels out_channels"]:
     """A spectral weight with its modes flattened onto the leading axis (`mode_matmul`'s form)."""
@@ -299,13 +308,14 @@ def mode_matmul(z: Float[Array, "2 modes batch in_channels"],
     return jnp.stack([k1 - k3, k1 + k2])
 
 
-def lead_matmul(mat: Float[Array, "rows cols"], x: Float[Array, "*lead cols n"]
-         ) -> Float[Array, "*lead rows n"]:
-    """`mat @ x[i]` for every leading index `i`: a batched matrix product whose batch axes are
-    the leading axes of `x` (the matrix broadcast), so no axis of `x` is moved."""
-    n_lead = x.ndim - 2
+def lead_matmul(mat: Float[Array, "rows cols"], x: Float[Array, "*lead cols *rest"],
+                n_lead: int | None = None) -> Float[Array, "*lead rows *rest"]:
+    """`mat` applied to axis `n_lead` of `x` (default: the second to last), batched over the
+    axes before it (the matrix broadcast): no axis of `x` is moved or merged, so a batch axis
+    among the trailing ones keeps its sharding."""
+    n_lead = x.ndim - 2 if n_lead is None else n_lead
     if n_lead == 0:
-        return mat @ x
+        return jnp.tensordot(mat, x, axes=(1, 0))
     lead = tuple(range(n_lead))
     mats = jnp.broadcast_to(mat, (*x.shape[:n_lead], *mat.shape))
     return jax.lax.dot_general(mats, x, (((n_lead + 1,), (n_lead,)), (lead, lead)))
@@ -356,9 +366,13 @@ def truncated_dft(v: Float[Array, "*spatial batch channels"], n_modes: Sequence[
     d = len(n_modes)
     spatial, (b, c) = v.shape[:d], v.shape[d:]
     fwd, _ = _axis_matrices(tuple(spatial), n_modes, np.dtype(v.dtype).name)
-    x = lead_matmul(jnp.asarray(fwd[0]), v.reshape(*spatial, b * c))          # (*lead, 2K, n)
+    mode_shape = weight_mode_shape(n_modes)
+    x = lead_matmul(jnp.asarray(fwd[0]), v, d - 1)                    # (*lead, 2K, b, c)
     for mat, axis in zip(fwd[1:], range(d - 2, -1, -1), strict=True):
-        x = lead_matmul(jnp.asarray(mat), x.reshape(*spatial[:axis], 2 * spatial[axis], -1))
+        # merge the axis with the (real, imaginary) axis after it; modes, batch and channels
+        # stay separate axes (a batch axis sharded over devices is never merged)
+        x = x.reshape(*spatial[:axis], 2 * spatial[axis], *mode_shape[axis + 1:], b, c)
+        x = lead_matmul(jnp.asarray(mat), x, axis)
     return x.reshape(2, -1, b, c)
 
 
@@ -367,14 +381,13 @@ def inverse_truncated_dft(y: Float[Array, "2 modes batch channels"], spatial: Se
     """The real fields whose retained coefficients are `y` and whose other coefficients are 0
     (`irfftn(scatter_modes(y))`, tested), in `truncated_dft`'s layouts."""
     spatial, n_modes = tuple(spatial), tuple(n_modes)
-    d = len(n_modes)
     b, c = y.shape[-2:]
     _, inv = _axis_matrices(spatial, n_modes, np.dtype(y.dtype).name)
     mode_shape = weight_mode_shape(n_modes)
     x = y
-    for axis in range(d - 1):
-        x = lead_matmul(jnp.asarray(inv[axis]), x.reshape(*spatial[:axis], 2 * mode_shape[axis], -1))
-    x = lead_matmul(jnp.asarray(inv[-1]), x.reshape(*spatial[:-1], 2 * mode_shape[-1], b * c))
+    for axis, mat in enumerate(inv):
+        x = x.reshape(*spatial[:axis], 2 * mode_shape[axis], *mode_shape[axis + 1:], b, c)
+        x = lead_matmul(jnp.asarray(mat), x, axis)
     return x.reshape(*spatial, b, c)
 
 
@@ -386,7 +399,7 @@ def spectral_conv_batched(v: Float[Array, "*spatial batch channels"],
 
     The same operator (tested equal), computed as truncated DFTs (`truncated_dft`): since only
     `n_modes` of the $s$ frequencies per axis are kept, each transform is a product with an
-    $s \times m$ matrix per axis instead of a full FFT, and the mode-wise weights act on the
+    $s \\times m$ matrix per axis instead of a full FFT, and the mode-wise weights act on the
     whole batch at once (`AbstractSpectralWeight.contract_batched`). On CPUs this layout runs
     the whole FNO as matrix products without a transpose (docs/fno.md, "Layout: how it runs fast on a CPU").
     """

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ...nn._dist_fft import batch_vmap, space_axis_size
 from ...nn._fno_blocks import FNOBlocks
 from ...nn._grid import ChannelMLP, grid_coordinates, pad_domain, unpad_domain
 from ...nn._spectral import (
@@ -123,14 +122,13 @@ class FNO(eqx.Module):
         every channel mix (lifting, skips, channel MLPs, projection) is one matrix product over
         all grid points of all fields, and each truncated DFT contracts adjacent axes
         (`sciops.nn.spectral_conv_batched`), so the layers run without transposes (docs/fno.md,
-        "Layout"). On a mesh whose ``space`` axis splits the fields into slabs, each field
-        goes through the domain-decomposed FFT path instead (`_single`).
+        "Layout"). No axis holding the batch is merged with another, so a batch sharded over the
+        mesh axis ``data`` stays sharded, and on a ``space`` axis (fields split into row slabs)
+        XLA partitions the DFT products: only retained modes cross devices (docs/distributed.md).
         """
         spatial = x.shape[2:]
         # a ConfigError at trace time, i.e. before XLA compiles anything
         check_modes(self.n_modes, spatial)
-        if space_axis_size() > 1:
-            return batch_vmap(self._single)(x)
         d = len(spatial)
         v = jnp.moveaxis(x, (0, 1), (d, d + 1))                    # (*spatial, batch, in)
         if self.positional_embedding:
@@ -149,10 +147,12 @@ class FNO(eqx.Module):
         v = self.projection(unpad_domain(v, widths))
         return jnp.moveaxis(v, (d, d + 1), (0, 1))
 
-    def _single(self, x: Float[Array, "in_channels *spatial"]
-                ) -> Float[Array, "out_channels *spatial"]:
-        """One field through the FFT path (`spectral_conv`, channel-first), which splits the
-        transforms over the mesh axis ``space`` when there is one."""
+    def fft_forward(self, x: Float[Array, "in_channels *spatial"]
+                    ) -> Float[Array, "out_channels *spatial"]:
+        """The same operator on one channel-first field through `jnp.fft` (`spectral_conv`):
+        the reference `batch` is tested against, and the path to take where FFTs beat DFT
+        products (large grids with many modes, e.g. on a GPU); under a ``space`` mesh axis its
+        transforms run as the slab-decomposed FFT (`sharded_spectral_conv`)."""
         spatial = x.shape[1:]
         if self.positional_embedding:
             x = jnp.concatenate([x, grid_coordinates(spatial, x.dtype)], axis=0)
