@@ -367,11 +367,12 @@ def truncated_dft(v: Float[Array, "*spatial batch channels"], n_modes: Sequence[
     spatial, (b, c) = v.shape[:d], v.shape[d:]
     fwd, _ = _axis_matrices(tuple(spatial), n_modes, np.dtype(v.dtype).name)
     mode_shape = weight_mode_shape(n_modes)
-    x = lead_matmul(jnp.asarray(fwd[0]), v, d - 1)                    # (*lead, 2K, b, c)
+    # batch and channels travel as one trailing axis, the batch major (so a batch sharded over
+    # devices stays sharded); it is never merged with a mode or spatial axis
+    x = lead_matmul(jnp.asarray(fwd[0]), v.reshape(*spatial, b * c), d - 1)  # (*lead, 2K, bc)
     for mat, axis in zip(fwd[1:], range(d - 2, -1, -1), strict=True):
-        # merge the axis with the (real, imaginary) axis after it; modes, batch and channels
-        # stay separate axes (a batch axis sharded over devices is never merged)
-        x = x.reshape(*spatial[:axis], 2 * spatial[axis], *mode_shape[axis + 1:], b, c)
+        # merge the axis with the (real, imaginary) axis after it
+        x = x.reshape(*spatial[:axis], 2 * spatial[axis], *mode_shape[axis + 1:], b * c)
         x = lead_matmul(jnp.asarray(mat), x, axis)
     return x.reshape(2, -1, b, c)
 
@@ -386,7 +387,7 @@ def inverse_truncated_dft(y: Float[Array, "2 modes batch channels"], spatial: Se
     mode_shape = weight_mode_shape(n_modes)
     x = y
     for axis, mat in enumerate(inv):
-        x = x.reshape(*spatial[:axis], 2 * mode_shape[axis], *mode_shape[axis + 1:], b, c)
+        x = x.reshape(*spatial[:axis], 2 * mode_shape[axis], *mode_shape[axis + 1:], b * c)
         x = lead_matmul(jnp.asarray(mat), x, axis)
     return x.reshape(*spatial, b, c)
 
