@@ -27,6 +27,8 @@ evaluate $T$:
 
 from __future__ import annotations
 
+import functools
+
 import os
 import warnings
 
@@ -255,7 +257,9 @@ class GauntS2TensorProduct(AbstractTensorProduct):
                                    self.res_beta, self.res_alpha, x1, x2)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _gaunt(i1, i2, io, res_beta, res_alpha, x1, x2):
+    # jitted: op by op, e3nn-jax's grid transforms (Legendre tables included) take seconds
     import e3nn_jax as e3nn
 
     kw = dict(quadrature="gausslegendre", p_val=1, p_arg=-1)

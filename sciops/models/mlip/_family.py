@@ -157,8 +157,11 @@ def build(config: MLIPConfig, train, *, key):
                                   rcond=None)[0]
     f = np.asarray(d["forces"], np.float64)[mask]
     scale = float(np.sqrt(np.mean(f**2))) if f.size and np.mean(f**2) > 0 else 1.0
-    stats = EnergyScale(shifts=jnp.asarray(mu), scale=jnp.asarray(scale),
-                        avg_neighbors=jnp.asarray(max(np.sum(n_edges) / mask.sum(), 1.0)),
+    # numpy scalars, not Python floats: a weakly typed leaf would change type after the first
+    # optimizer update (its Adam moments too) and make a jitted step compile again
+    stats = EnergyScale(shifts=jnp.asarray(mu), scale=jnp.asarray(np.float64(scale)),
+                        avg_neighbors=jnp.asarray(np.float64(max(np.sum(n_edges) / mask.sum(),
+                                                                 1.0))),
                         known=jnp.asarray(present))
     return TDNPotential(config.cutoff, config.lmax, config.channels, config.n_layers,
                         config.n_basis, config.radial_hidden, config.readout_hidden,
