@@ -23,3 +23,17 @@ def pin_threads(threads: int) -> None:
     if threads == 1:
         flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = flags.strip()
+
+
+def tune_allocator(enabled: bool = True) -> str:
+    """Raise glibc's malloc thresholds for the whole process, so for both sides alike
+    (`sciops.tune_malloc`, what `sciops fit` does), and say what the allocator runs with."""
+    from sciops import tune_malloc
+
+    if enabled and not tune_malloc():
+        return "glibc malloc defaults (tuning unavailable here)"
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    state = "mmap/trim thresholds raised to 2 GiB" if enabled else "glibc malloc defaults"
+    if "hugetlb=1" in tunables:
+        state += ", GLIBC_TUNABLES hugetlb=1 (transparent huge pages for the heap)"
+    return state + " (both sides)"

@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _pinning import pin_threads  # noqa: E402
+from _pinning import pin_threads, tune_allocator  # noqa: E402
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "neuralop-darcy"
 
@@ -47,8 +47,9 @@ def _load(data_dir: pathlib.Path):
 
 def main(epochs: int = 20, threads: int = 1, batch_size: int = 64, lr: float = 1e-2,
          weight_decay: float = 1e-4, seed: int = 0, data_dir: str | os.PathLike = DATA,
-         json_path: str | None = None) -> dict:
+         json_path: str | None = None, malloc_tuning: bool = True) -> dict:
     pin_threads(threads)
+    allocator = tune_allocator(malloc_tuning)
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -164,7 +165,7 @@ def main(epochs: int = 20, threads: int = 1, batch_size: int = 64, lr: float = 1
         "cpu_speedup": med_cpu["neuralop"] / med_cpu["sciops"],
         "first_epoch_seconds": {k: v[0] for k, v in times.items()},
         "parameters": {"sciops": n_sciops, "neuralop": n_torch},
-        "test": results, "loadavg": os.getloadavg(),
+        "test": results, "loadavg": os.getloadavg(), "allocator": allocator,
         "versions": {"jax": jax.__version__, "torch": torch.__version__},
     }
     _print_table(summary)
@@ -190,7 +191,8 @@ def _print_table(s: dict) -> None:
         ratio = f"{b / a:.2f}" if a else "-"
         print(f"{label:34s} {fmt.format(a):>10s} {fmt.format(b):>10s} {ratio:>7s}")
     print(f"speed-up (neuralop / sciops): wall {s['speedup']:.2f}x, CPU {s['cpu_speedup']:.2f}x; "
-          f"{s['epochs']} epochs, {s['threads']} thread(s) each, load {s['loadavg']}")
+          f"{s['epochs']} epochs, {s['threads']} thread(s) each, load {s['loadavg']}; "
+          f"allocator: {s['allocator']}")
 
 
 if __name__ == "__main__":
@@ -201,6 +203,8 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--json", default=None)
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds at their defaults (both sides)")
     a = p.parse_args()
     main(epochs=a.epochs, threads=a.threads, batch_size=a.batch_size, seed=a.seed,
-         data_dir=a.data, json_path=a.json)
+         data_dir=a.data, json_path=a.json, malloc_tuning=not a.default_malloc)

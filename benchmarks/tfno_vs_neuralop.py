@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _pinning import pin_threads  # noqa: E402
+from _pinning import pin_threads, tune_allocator  # noqa: E402
 
 MODEL = dict(n_modes=[16, 16], hidden_channels=32, n_layers=4, lifting_channels=64,
              projection_channels=64, positional_embedding=True, padding=0.0,
@@ -56,7 +56,7 @@ def _schedule(step: int, steps: int, lr: float) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def sciops_side(train, tests, epochs_order, lr, implementation="factorized"):
+def sciops_side(train, tests, epochs_order, lr, implementation="factorized", seed=0):
     """The sciops run as (run one epoch, finish) closures, so that epochs can alternate."""
     import equinox as eqx
     import jax
@@ -70,7 +70,7 @@ def sciops_side(train, tests, epochs_order, lr, implementation="factorized"):
     # `implementation` changes only how sciops evaluates the same function with the same
     # parameters: contracting with the factors, or forming each layer's weight first
     config = from_dict(fno.config, {**MODEL, "implementation": implementation}, "model")
-    model = fno.build(config, Dataset(train), key=jax.random.key(0))
+    model = fno.build(config, Dataset(train), key=jax.random.key(seed))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda t: t.net, spec, jax.tree.map(eqx.is_inexact_array, model.net))
     params, static = eqx.partition(model, spec)
@@ -105,13 +105,13 @@ def sciops_side(train, tests, epochs_order, lr, implementation="factorized"):
     return epoch, finish
 
 
-def neuralop_side(train, tests, epochs_order, lr, threads):
+def neuralop_side(train, tests, epochs_order, lr, threads, seed=0):
     """The neuraloperator run as (run one epoch, finish) closures."""
     import torch
     from neuralop.models import TFNO
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = TFNO(n_modes=(16, 16), in_channels=1, out_channels=1, hidden_channels=32,
                  n_layers=4, factorization="tucker", rank=0.42, implementation="factorized")
     stats = {k: (float(v.mean()), float(v.std())) for k, v in train.items()}
@@ -170,23 +170,30 @@ def main(argv=None) -> dict:
                              "weight once per step (default), or contract every sample with the "
                              "factors; the same function and parameters either way "
                              "(neuraloperator runs its own 'factorized' path)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc thresholds at their defaults (both sides)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="initialisation of both sides and the epoch orders")
     args = parser.parse_args(argv)
     pin_threads(args.threads)
+    allocator = tune_allocator(not args.default_malloc)
     import jax
 
     root = pathlib.Path(args.data)
     train = _arrays(root / "darcy_train_16.h5")
     tests = {"16": _arrays(root / "darcy_test_16.h5"), "32": _arrays(root / "darcy_test_32.h5")}
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     n, b = len(train["x"]), args.batch_size
     epochs_order = [np.sort(rng.permutation(n)[: (n // b) * b].reshape(-1, b), axis=1)
                     for _ in range(args.epochs)]
     print(f"TFNO tucker 0.42 on neuralop Darcy 16^2: {n} train, {args.epochs} epochs of "
           f"{n // b} steps; {args.threads} core(s) for both sides, sciops implementation "
           f"{args.implementation!r}, jax devices {jax.devices()}; load average "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
-    sides = {"sciops": sciops_side(train, tests, epochs_order, args.lr, args.implementation),
-             "neuraloperator": neuralop_side(train, tests, epochs_order, args.lr, args.threads)}
+          f"{os.getloadavg()[0]:.1f}; allocator: {allocator}", flush=True)
+    sides = {"sciops": sciops_side(train, tests, epochs_order, args.lr, args.implementation,
+                                   args.seed),
+             "neuraloperator": neuralop_side(train, tests, epochs_order, args.lr, args.threads,
+                                             args.seed)}
     # epochs alternate between the two sides, so both see the same machine load
     times = {name: [] for name in sides}
     for e, order in enumerate(epochs_order):

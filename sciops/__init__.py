@@ -18,6 +18,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DataError as DataError
 from ._errors import SciopsError as SciopsError
 from ._errors import TrainingError as TrainingError
+from ._malloc import tune_malloc as tune_malloc
 from .eval import evaluate_run as evaluate_run
 from .train import fit as fit
 from .train import load_config as load_config

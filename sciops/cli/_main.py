@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .._malloc import tune_malloc
+
+    tune_malloc()   # before JAX allocates anything (see sciops._malloc)
     parser = build_parser()
     # `generate PROBLEM` takes free-form `--key value` options for the problem's parameters.
     args, unknown = parser.parse_known_args(argv)

@@ -28,7 +28,6 @@ evaluate $T$:
 from __future__ import annotations
 
 import functools
-
 import os
 import warnings
 

@@ -26,6 +26,7 @@ import optax
 import yaml
 
 from .._errors import ConfigError, DataError, TrainingError
+from .._malloc import tune_malloc
 from ..data import Dataset, read_hdf5, shard_batch, write_hdf5
 from ..models import Family
 from ..models import family as get_family
@@ -214,7 +215,11 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
     - `out`: the run folder (default ``runs/<name>``).
     - `resume`: continue from the last checkpoint in the run folder.
     - `devices`: the devices of the mesh (default all).
+
+    Also raises glibc's malloc thresholds for the process (`sciops.tune_malloc`: XLA's per-step
+    buffers are then reused instead of page-faulted in again each step).
     """
+    tune_malloc()
     tc = config.train
     fam = get_family(config.family)
     run_dir = run_directory(config, out, resume)
