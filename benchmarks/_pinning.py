@@ -33,7 +33,8 @@ def tune_allocator(enabled: bool = True) -> str:
     if enabled and not tune_malloc():
         return "glibc malloc defaults (tuning unavailable here)"
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    state = "mmap/trim thresholds raised to 2 GiB" if enabled else "glibc malloc defaults"
+    state = ("mmap/trim thresholds raised to 2 GiB, one arena" if enabled
+             else "glibc malloc defaults")
     if "hugetlb=1" in tunables:
         state += ", GLIBC_TUNABLES hugetlb=1 (transparent huge pages for the heap)"
     return state + " (both sides)"
