@@ -216,8 +216,9 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
     - `resume`: continue from the last checkpoint in the run folder.
     - `devices`: the devices of the mesh (default all).
 
-    Also raises glibc's malloc thresholds for the process (`sciops.tune_malloc`: XLA's per-step
-    buffers are then reused instead of page-faulted in again each step).
+    Also tunes glibc's malloc for the process (`sciops.tune_malloc`: higher mmap/trim
+    thresholds and one arena, so XLA's per-step buffers are reused instead of page-faulted in
+    again each step).
     """
     tune_malloc()
     tc = config.train
