@@ -33,8 +33,12 @@ def tune_allocator(enabled: bool = True) -> str:
     if enabled and not tune_malloc():
         return "glibc malloc defaults (tuning unavailable here)"
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    state = ("mmap/trim thresholds raised to 2 GiB, one arena" if enabled
-             else "glibc malloc defaults")
+    if not enabled:
+        state = "glibc malloc defaults"
+    elif os.environ.get("SCIOPS_MALLOC_ARENAS") == "0":
+        state = "mmap/trim thresholds raised to 2 GiB, glibc's per-thread arenas kept"
+    else:
+        state = "mmap/trim thresholds raised to 2 GiB, one arena"
     if "hugetlb=1" in tunables:
         state += ", GLIBC_TUNABLES hugetlb=1 (transparent huge pages for the heap)"
     return state + " (both sides)"
