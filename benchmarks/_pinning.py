@@ -29,16 +29,11 @@ def tune_allocator(enabled: bool = True) -> str:
     """Raise glibc's malloc thresholds for the whole process, so for both sides alike
     (`sciops.tune_malloc`, what `sciops fit` does), and say what the allocator runs with."""
     from sciops import tune_malloc
+    from sciops._malloc import tuning_state
 
     if enabled and not tune_malloc():
         return "glibc malloc defaults (tuning unavailable here)"
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if not enabled:
-        state = "glibc malloc defaults"
-    elif os.environ.get("SCIOPS_MALLOC_ARENAS") == "0":
-        state = "mmap/trim thresholds raised to 2 GiB, glibc's per-thread arenas kept"
-    else:
-        state = "mmap/trim thresholds raised to 2 GiB, one arena"
-    if "hugetlb=1" in tunables:
+    state = tuning_state()
+    if "hugetlb=1" in os.environ.get("GLIBC_TUNABLES", ""):
         state += ", GLIBC_TUNABLES hugetlb=1 (transparent huge pages for the heap)"
     return state + " (both sides)"

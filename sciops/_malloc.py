@@ -37,6 +37,7 @@ _M_ARENA_MAX = -8
 _LIMIT = 2**31 - 1   # mallopt takes an int: 2 GiB; larger blocks still come from mmap
 
 _done: bool | None = None
+_state = "glibc malloc defaults"
 
 
 def tune_malloc() -> bool:
@@ -46,19 +47,27 @@ def tune_malloc() -> bool:
     when the environment variable ``SCIOPS_MALLOC_TUNING`` is ``0`` (``SCIOPS_MALLOC_ARENAS=0``
     keeps glibc's per-thread arenas and sets only the thresholds).
     """
-    global _done
+    global _done, _state
     if _done is not None:
         return _done
     _done = False
     if os.environ.get("SCIOPS_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
         return False
+    keep_arenas = os.environ.get("SCIOPS_MALLOC_ARENAS") == "0"
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = (libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_LIMIT)) == 1
               and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_LIMIT)) == 1
-              and (os.environ.get("SCIOPS_MALLOC_ARENAS") == "0"
-                   or libc.mallopt(_M_ARENA_MAX, ctypes.c_int(1)) == 1))
+              and (keep_arenas or libc.mallopt(_M_ARENA_MAX, ctypes.c_int(1)) == 1))
     except (OSError, AttributeError):
         return False
+    if ok:
+        _state = ("mmap/trim thresholds raised to 2 GiB, "
+                  + ("glibc's per-thread arenas kept" if keep_arenas else "one arena"))
     _done = ok
     return ok
+
+
+def tuning_state() -> str:
+    """What `tune_malloc` has set in this process, in words (for benchmark reports)."""
+    return _state
