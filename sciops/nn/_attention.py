@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .. import _random
+
 # Index and mask arrays may come straight from host-side graph building (numpy).
 _A = Array | np.ndarray
 
@@ -136,7 +138,7 @@ class EdgeAttention(eqx.Module):
         dh = size // heads
         kq, kk, kv, ko = jax.random.split(key, 4)
         lim = 1.0 / math.sqrt(size)
-        init = lambda k, shape: jax.random.uniform(k, shape, dtype, -lim, lim)  # noqa: E731
+        init = lambda k, shape: _random.uniform(k, shape, dtype, -lim, lim)  # noqa: E731
         self.wq = init(kq, (size, heads, dh))
         self.wk = init(kk, (size, heads, dh))
         self.wv = init(kv, (size, heads, dh))

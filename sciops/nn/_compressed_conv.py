@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import _random
 from .._errors import ConfigError
 
 __all__ = [
@@ -81,7 +82,7 @@ def _axis_kernel(f: Float[Array, " out k"], axis: int, nd: int) -> Float[Array, 
 
 
 def _normal(key, shape, var, dtype):
-    return jnp.sqrt(var).astype(dtype) * jax.random.normal(key, shape, dtype)
+    return jnp.sqrt(var).astype(dtype) * _random.normal(key, shape, dtype)
 
 
 def _check(name: str, value, *, kernel: bool = False) -> None:
@@ -150,7 +151,7 @@ class FullConv(AbstractConv):
         shape = (out_channels, in_channels, *kernel_size)
         if weight is None:
             lim = 1.0 / math.sqrt(in_channels * math.prod(kernel_size))
-            weight = jax.random.uniform(key, shape, dtype, -lim, lim)
+            weight = _random.uniform(key, shape, dtype, -lim, lim)
         elif weight.shape != shape:
             raise ConfigError(f"weight: expected shape {shape}, got {weight.shape}")
         self.weight = jnp.asarray(weight, dtype)

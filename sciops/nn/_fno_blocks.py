@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import _random
 from ._grid import ChannelLinear, ChannelMLP
 
 __all__ = ["AbstractSkip", "LinearSkip", "SoftGating", "IdentitySkip", "AbstractNorm",
@@ -207,7 +208,7 @@ class FNOBlocks(eqx.Module):
                            for k in jax.random.split(k_skip, n_layers))
         # the spectral convolution's bias (torch Conv init, as the plain FNO's skip bias)
         lim = 1.0 / math.sqrt(channels)
-        self.bias = jax.random.uniform(k_bias, (n_layers, channels), dtype, -lim, lim)
+        self.bias = _random.uniform(k_bias, (n_layers, channels), dtype, -lim, lim)
         if channel_mlp_expansion > 0:
             hidden = max(1, int(round(channel_mlp_expansion * channels)))
             self.mlps = tuple(ChannelMLP(channels, channels, hidden, activation, dtype=dtype, key=k)

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import _random
+
 __all__ = ["ChannelLinear", "ChannelMLP", "grid_coordinates", "pad_domain", "unpad_domain"]
 
 
@@ -81,8 +83,8 @@ class ChannelLinear(eqx.Module):
         dtype = jnp.float32 if dtype is None else dtype
         kw, kb = jax.random.split(key)
         lim = 1.0 / math.sqrt(in_channels)
-        self.weight = jax.random.uniform(kw, (out_channels, in_channels), dtype, -lim, lim)
-        self.bias = (jax.random.uniform(kb, (out_channels,), dtype, -lim, lim)
+        self.weight = _random.uniform(kw, (out_channels, in_channels), dtype, -lim, lim)
+        self.bias = (_random.uniform(kb, (out_channels,), dtype, -lim, lim)
                      if use_bias else None)
 
     def last(self, x: Float[Array, "*points in_channels"]) -> Float[Array, "*points out_channels"]:

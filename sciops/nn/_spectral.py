@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int, PRNGKeyArray
 
+from .. import _random
 from .._errors import ConfigError
 
 __all__ = [
@@ -200,8 +201,8 @@ class DenseSpectralWeight(AbstractSpectralWeight):
                  *weight_mode_shape(self.n_modes))
         std = math.sqrt(1.0 / (self.in_channels + self.out_channels))
         kr, ki = jax.random.split(key)
-        self.real = std * jax.random.normal(kr, shape, dtype)
-        self.imag = std * jax.random.normal(ki, shape, dtype)
+        self.real = std * _random.normal(kr, shape, dtype)
+        self.imag = std * _random.normal(ki, shape, dtype)
 
     def complex_weight(self, layer: int | Int[Array, ""]
                        ) -> Complex[Array, "in_channels out_channels *modes"]:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import _random
 from .._errors import ConfigError
 from ._cp_fit import _irreps, cp_factors, fused_cg_tensor, paper_rank, rank_for_error
 
@@ -292,8 +293,8 @@ def equivariance_error(tp: AbstractTensorProduct, *, key: PRNGKeyArray, n_rotati
     k_rot, k1, k2 = jax.random.split(key, 3)
     rots = e3nn.rand_matrix(k_rot, (n_rotations,))
     signs = jnp.where(jnp.arange(n_rotations) % 2 == 1, -1.0, 1.0)
-    x1 = jax.random.normal(k1, (n_samples, channels, i1.dim))
-    x2 = jax.random.normal(k2, (n_samples, i2.dim))
+    x1 = _random.normal(k1, (n_samples, channels, i1.dim))
+    x2 = _random.normal(k2, (n_samples, i2.dim))
     f = jax.jit(jax.vmap(tp))
     y = f(x1, x2)
     worst = 0.0

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import _random
 from .._errors import ConfigError, DataError
 from ._problem import Problem
 
@@ -165,7 +166,7 @@ def initial_vorticity(key: PRNGKeyArray, s: int, alpha: float = 2.5, tau: float 
     lam = scale * (4 * np.pi**2 * (k[:, None] ** 2 + k[None, :] ** 2) + tau**2) ** (-alpha)
     amp = np.sqrt(lam)
     amp[0, 0] = 0.0
-    noise = jax.random.normal(key, (s, s))
+    noise = _random.normal(key, (s, s))
     coeff = jnp.fft.fft2(noise) / s * jnp.asarray(amp, noise.dtype)
     return jnp.real(jnp.fft.ifft2(coeff)) * s * s
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ... import _random
 from ...nn._fno_blocks import FNOBlocks
 from ...nn._grid import ChannelMLP, grid_coordinates, pad_domain, unpad_domain
 from ...nn._spectral import (
@@ -95,9 +96,9 @@ class FNO(eqx.Module):
         # pointwise skips W_l, stacked over layers; torch.nn.Conv's default init (as in Li et al.)
         lim = 1.0 / jnp.sqrt(hidden_channels)
         kw, kb = jax.random.split(k_skip)
-        self.skip_weight = jax.random.uniform(kw, (n_layers, hidden_channels, hidden_channels),
+        self.skip_weight = _random.uniform(kw, (n_layers, hidden_channels, hidden_channels),
                                               dtype, -lim, lim)
-        self.skip_bias = jax.random.uniform(kb, (n_layers, hidden_channels), dtype, -lim, lim)
+        self.skip_bias = _random.uniform(kb, (n_layers, hidden_channels), dtype, -lim, lim)
         self.blocks = blocks
         if blocks is not None:
             if len(blocks.skips) != n_layers:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ... import _random
 from ..._errors import DataError
 from ...data import Dataset, Normalizer
 from ...nn._graph import mesh_edges
@@ -130,7 +131,7 @@ def _sample_loss(config, model: MeshSimulator, sample, key):
     t = jax.random.randint(kt, (), 0, n_t - 1)
     x_t, x_next = model.state_at(sample, t), model.state_at(sample, t + 1)
     fluid = ((sample["node_type"] == NORMAL) & sample["node_mask"])[:, None]
-    x_in = x_t + config.noise_std * jax.random.normal(kn, x_t.shape, x_t.dtype) * fluid
+    x_in = x_t + config.noise_std * _random.normal(kn, x_t.shape, x_t.dtype) * fluid
     # the target corrects the noise, so a rollout learns to undo its own errors (Pfaff et al.)
     target = [model.delta_norm.encode(x_next - x_in)]
     if model.out_norm is not None:

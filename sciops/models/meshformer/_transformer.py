@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ... import _random
 from ...nn import MLP
 from ...nn._attention import EdgeAttention
 
@@ -86,7 +87,7 @@ class MeshTransformer(eqx.Module):
         self.blocks = tuple(TransformerBlock(width, heads, mlp_ratio, key=k) for k in kb)
         self.norm = eqx.nn.LayerNorm(width)
         self.decoder = MLP(width, out_size, width, encoder_depth, key=kd)
-        self.global_tokens = (0.02 * jax.random.normal(kg, (n_global, width)) if n_global
+        self.global_tokens = (0.02 * _random.normal(kg, (n_global, width)) if n_global
                               else None)
         self.layer_graph = tuple(layer_graph)
 

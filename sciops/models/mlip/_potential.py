@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ... import _random
 from ...nn import MLP
 from ...nn._radial import BesselBasis, polynomial_envelope
 from ...nn._tensor_product import AbstractTensorProduct, CPTensorProduct, SHMatrixTensorProduct
@@ -108,9 +109,9 @@ class Interaction(eqx.Module):
                           activation=jax.nn.silu, key=k1)
         self.tp = tensor_product
         std = 1.0 / np.sqrt(channels)
-        self.w_msg = std * jax.random.normal(k2, (lmax + 1, channels, channels))
-        self.w_self = std * jax.random.normal(k3, (lmax + 1, channels, channels))
-        self.w_gate = std * jax.random.normal(k4, (channels, channels * max(lmax, 1)))
+        self.w_msg = std * _random.normal(k2, (lmax + 1, channels, channels))
+        self.w_self = std * _random.normal(k3, (lmax + 1, channels, channels))
+        self.w_gate = std * _random.normal(k4, (channels, channels * max(lmax, 1)))
 
     def _mix(self, w, h):
         return jnp.einsum("ncd,dce->ned", h, w[_degree_index(self.lmax)])
@@ -216,7 +217,7 @@ class TDNPotential(eqx.Module):
 
 def _init_params(channels, lmax, n_layers, n_basis, radial_hidden, readout_hidden, tp, key):
     keys = jax.random.split(key, n_layers + 2)
-    embedding = jax.random.normal(keys[0], (N_ELEMENTS, channels))
+    embedding = _random.normal(keys[0], (N_ELEMENTS, channels))
     layers = tuple(Interaction(channels, lmax, n_basis, radial_hidden, tp, key=k)
                    for k in keys[1:-1])
     readout = MLP(channels, 1, readout_hidden, 1, activation=jax.nn.silu, key=keys[-1])

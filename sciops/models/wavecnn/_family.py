@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ... import _random
 from ..._errors import ConfigError, DataError
 from ...nn import CPConv, DepthwiseSeparableConv, FullConv, SeparableSumConv, Tucker2Conv
 from .._family import Family
@@ -139,7 +140,7 @@ def loss(config: WaveCNNConfig, model: WaveCNN, batch, *, key):
         # Relative to the per-step change (the second-difference scale), not to the field: a
         # perturbation of a few percent of |u| would swamp the step the model has to predict.
         scale = jax.lax.stop_gradient(model.a_scale)
-        inputs = inputs + config.noise * scale * jax.random.normal(k_noise, inputs.shape)
+        inputs = inputs + config.noise * scale * _random.normal(k_noise, inputs.shape)
     if p:
         rolled = jax.vmap(lambda f, c: rollout(model, f, c, p))(inputs, batch["c"])
         inputs = jax.lax.stop_gradient(jnp.concatenate([inputs, rolled], axis=1)[:, -k:])
