@@ -276,14 +276,18 @@ def per_step_table(ds, n_test, out, names, steps=(1, 5, 10, 20, 50, 100, 149)):
 def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 15000, batch_size: int = 1,
          lr: float = 1e-3, data: str = "data/cache/bench_cylinder_flow.h5", n_test: int = 2,
          out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0,
-         noise_std: float | None = None):
-    """Train and score each preset in `models` (one after the other), then print the table."""
+         noise_std: float | None = None, n_trajectories: int = 10):
+    """Train and score each preset in `models` (one after the other), then print the table.
+
+    A missing `data` file is generated first: `n_trajectories` coarse cylinder flows (solver
+    seed 0, so a larger set starts with the same flows as a smaller one)."""
     path = pathlib.Path(data)
     if not path.is_file():
         from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow
 
-        generate_cylinder_flow(CylinderFlowConfig(n_trajectories=10, n_steps=150, spinup=1.0,
-                                                  h_min=0.02, h_max=0.05), path, progress=True)
+        generate_cylinder_flow(CylinderFlowConfig(n_trajectories=n_trajectories, n_steps=150,
+                                                  spinup=1.0, h_min=0.02, h_max=0.05),
+                               path, progress=True)
     for name in models:
         run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed, noise_std)
     return summary(path, n_test, out) if rollouts else None
@@ -302,6 +306,8 @@ if __name__ == "__main__":
                    help="training input noise on fluid nodes (default: the preset's, 0.02)")
     p.add_argument("--data", default="data/cache/bench_cylinder_flow.h5")
     p.add_argument("--n-test", type=int, default=2, help="the last N trajectories are held out")
+    p.add_argument("--n-trajectories", type=int, default=10,
+                   help="flows to generate when --data does not exist yet (default 10)")
     p.add_argument("--out", default="runs/bench_meshformer")
     p.add_argument("--no-rollouts", action="store_true", help="throughput only")
     p.add_argument("--summary", action="store_true", help="only print the table of saved results")
@@ -310,4 +316,4 @@ if __name__ == "__main__":
         summary(a.data, a.n_test, a.out)
     else:
         main(tuple(a.models.split(",")), a.steps, a.batch_size, a.lr, a.data, a.n_test, a.out,
-             not a.no_rollouts, a.seed, a.noise_std)
+             not a.no_rollouts, a.seed, a.noise_std, a.n_trajectories)
