@@ -53,5 +53,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: list[str] | None = None,
         if plots and run.family.plot is not None:
             batch = ds.take(np.arange(min(len(ds), 4)))
             run.family.plot(cfg.model, run.model, batch,
-                            pathlib.Path(run_dir) / f"prediction_{name}.png")
+                            pathlib.Path(run_dir) / f"prediction_{name}.png",
+                            fields=getattr(ds, "field_attrs", None),
+                            sample_ids=getattr(ds, "indices", np.arange(4))[:4])
     return out

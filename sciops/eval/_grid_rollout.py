@@ -155,61 +155,38 @@ def rollout(run, data_path, *, steps: int | None = None,
                "rel_l2_total": float(cumulative[:, -1].mean()), "files": files}
     pathlib.Path(files["json"]).write_text(json.dumps(summary, indent=1))
     if truth.ndim == 4:  # 2-D fields: pictures
-        _snapshots(truth[0], pred[0], files["snapshots"])
-        _animation(truth[0], pred[0], files["animation"])
+        name = model.state_field
+        unit = str(ds.field_attrs.get(name, {}).get("units") or "1")
+        _snapshots(truth[0], pred[0], files["snapshots"], name, unit)
+        _animation(truth[0], pred[0], files["animation"], name, unit)
     else:
         del files["snapshots"], files["animation"]
     return summary
 
 
-def _snapshots(truth, pred, path) -> None:
-    import matplotlib
+def _columns(truth, pred, name: str, unit: str):
+    from ..plot import Column
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return [Column(f"truth {name}", truth, unit, scale="u"),
+            Column(f"prediction {name}", pred, unit, scale="u"),
+            Column("error (prediction − truth)", pred - truth, unit, diverging=True)]
+
+
+def _snapshots(truth, pred, path, name: str = "u", unit: str = "1") -> None:
+    """Truth, prediction and error at five times of the rollout of trajectory 0."""
+    from ..plot import plot_fields
 
     steps = truth.shape[0]
     times = sorted(set(np.linspace(0, steps - 1, 5).round().astype(int).tolist()))
-    vmax = float(np.abs(truth).max()) or 1.0
-    fig, axes = plt.subplots(3, len(times), figsize=(2.2 * len(times), 6.6), squeeze=False)
-    for j, t in enumerate(times):
-        for r, (img, name) in enumerate([(truth[t], "truth"), (pred[t], "prediction"),
-                                         (pred[t] - truth[t], "error")]):
-            ax = axes[r, j]
-            ax.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            ax.set_title(f"{name}, step {t + 1}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plot_fields(_columns(truth[times], pred[times], name, unit),
+                row_labels=[f"step {t + 1}" for t in times],
+                title=f"Rollout of trajectory 0: {name}", path=path)
 
 
-def _animation(truth, pred, path, max_frames: int = 60) -> None:
-    import matplotlib
+def _animation(truth, pred, path, name: str = "u", unit: str = "1", max_frames: int = 60) -> None:
+    """An animated GIF of truth, prediction and error over the rollout of trajectory 0."""
+    from ..plot import animate_fields
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
-    vmax = float(np.abs(truth).max()) or 1.0
-    every = max(1, truth.shape[0] // max_frames)
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.7))
-    images = []
-    for ax, img, name in zip(axes, (truth[0], pred[0], pred[0] - truth[0]),
-                             ("truth", "prediction", "error"), strict=False):
-        images.append(ax.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax))
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    title = fig.suptitle("step 1", fontsize=9)
-
-    def update(t):
-        for im, img in zip(images, (truth[t], pred[t], pred[t] - truth[t]), strict=False):
-            im.set_data(img)
-        title.set_text(f"step {t + 1}")
-        return images
-
-    anim = FuncAnimation(fig, update, frames=range(0, truth.shape[0], every), blit=False)
-    anim.save(path, writer=PillowWriter(fps=10), dpi=60)
-    plt.close(fig)
+    animate_fields(_columns(truth, pred, name, unit),
+                   frame_labels=[f"step {t + 1}" for t in range(truth.shape[0])],
+                   title=f"Rollout of trajectory 0: {name}", path=path, max_frames=max_frames)

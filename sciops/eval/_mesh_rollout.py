@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, DataError
-from ..data import MeshField, mesh_field, read_mesh_dataset, read_xdmf, write_xdmf
-from ..models.meshformer._family import triptych
+from ..data import MeshField, mesh_field, read_hdf5, read_mesh_dataset, read_xdmf, write_xdmf
+from ..models.meshformer._family import mesh_columns
 
 __all__ = ["rollout"]
 
@@ -115,29 +115,27 @@ def _summary(mse: np.ndarray) -> dict[str, float]:
     return res
 
 
-def _snapshots(out_dir, name, mesh, truth, pred, fields, channels, steps_to_plot):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.tri import Triangulation
+def _snapshots(out_dir, name, mesh, truth, pred, fields, channels, steps_to_plot, units=None):
+    """Truth / rollout / error of every field (magnitude of vector fields) at the given steps."""
+    from ..plot import plot_mesh_fields
 
     cells = next(iter(mesh.cells.values()))
-    tri = Triangulation(np.asarray(mesh.points)[:, 0], np.asarray(mesh.points)[:, 1],
-                        np.asarray(cells)) if cells.shape[1] == 3 else None
-    if tri is None:
+    if cells.shape[1] != 3:
         return []
     files = []
     c0 = 0
     for f, c in zip(fields, channels, strict=False):
         def mag(a, c0=c0, c=c):
             return np.linalg.norm(a[..., c0:c0 + c], axis=-1) if c > 1 else a[..., c0]
+        unit = str((units or {}).get(f) or "1")
         for s in steps_to_plot:
-            fig = triptych(tri, mag(truth[s]), mag(pred[s]), f"|{f}|" if c > 1 else f,
-                           f"step {s}")
             path = out_dir / f"{name}_snapshot_{f}_step{s:04d}.png"
-            fig.savefig(path, dpi=80)
-            plt.close(fig)
+            plot_mesh_fields(np.asarray(mesh.points), np.asarray(cells),
+                             mesh_columns(mag(truth[s])[None], mag(pred[s])[None],
+                                          f"|{f}|" if c > 1 else f, unit, "rollout"),
+                             row_labels=[f"{name}, step {s}"],
+                             title=f"Rollout of {name}: {f} after {s} steps",
+                             axis_unit=str((units or {}).get("points") or "1"), path=path)
             files.append(str(path))
         c0 += c
     return files
@@ -199,6 +197,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
     files: list[str] = []
     per_step_rows: list[dict[str, Any]] = []
     trajectories = _trajectories(data_path)
+    units = _field_units(data_path)
     bar = None
     for name, mesh in trajectories:
         _check(name, mesh, model, data_path)
@@ -262,7 +261,8 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
             per_step_rows.append({"trajectory": name, "step": s + 1,
                                   **{f: float(np.sqrt(mse[f][s])) for f in fields}})
         plot_steps = sorted({1, max(1, m // 2), m})
-        files += _snapshots(out_dir, name, mesh, truth, pred, fields, channels, plot_steps)
+        files += _snapshots(out_dir, name, mesh, truth, pred, fields, channels, plot_steps,
+                            units)
     if bar is not None:
         bar.close()
     mean = {f: {k: float(np.mean([r[f][k] for r in results.values() if k in r[f]]))
@@ -275,29 +275,36 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
         w.writeheader()
         w.writerows(per_step_rows)
     files += [str(out_dir / "metrics.json"), str(out_dir / "rmse_per_step.csv")]
-    files.append(_plot_error(out_dir, per_step_rows, fields))
+    files.append(_plot_error(out_dir, per_step_rows, fields, units))
     summary["files"] = files
     return summary
 
 
-def _plot_error(out_dir: pathlib.Path, rows, fields) -> str:
-    import matplotlib
+def _field_units(data_path) -> dict[str, str]:
+    """Field name → unit from a sciops HDF5 data set's attributes (XDMF series carry none)."""
+    path = pathlib.Path(data_path)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return {}
+    try:
+        attrs = read_hdf5(path).field_attrs
+    except Exception:  # noqa: BLE001 - units are decoration; the rollout has read the file already
+        return {}
+    return {k: str(a["units"]) for k, a in attrs.items() if a.get("units")}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(fields), figsize=(4.5 * len(fields), 3.5),
-                             constrained_layout=True, squeeze=False)
-    for ax, f in zip(axes[0], fields, strict=False):
-        for name in sorted({r["trajectory"] for r in rows}):
-            rs = [r for r in rows if r["trajectory"] == name]
-            ax.semilogy([r["step"] for r in rs], [max(r[f], 1e-12) for r in rs], label=name)
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"RMSE {f}")
-        ax.grid(True, which="both", alpha=0.3)
-    if len({r["trajectory"] for r in rows}) <= 8:
-        axes[0][0].legend(fontsize=7)
+def _plot_error(out_dir: pathlib.Path, rows, fields, units=None) -> str:
+    """RMSE of every field against the rollout step, one line per trajectory."""
+    from ..plot import plot_curve_panels
+
+    names = sorted({r["trajectory"] for r in rows})
+    panels = []
+    for f in fields:
+        series = {name: ([r["step"] for r in rows if r["trajectory"] == name],
+                         [max(r[f], 1e-12) for r in rows if r["trajectory"] == name])
+                  for name in names}
+        panels.append(dict(series=series, xlabel="rollout step", logy=True,
+                           ylabel=f"RMSE of {f} [{(units or {}).get(f) or '1'}]",
+                           title=f"{f}: rollout error per trajectory"))
     path = out_dir / "rmse_vs_step.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plot_curve_panels(panels, title=f"Rollout error of {len(names)} trajectories", path=path)
     return str(path)

@@ -34,8 +34,10 @@ class Family:
       over a batch (a dict of arrays with a leading batch axis) and named scalar metrics.
     - `metrics(config, model, batch) -> dict[str, Float[Array, "batch"]]`: per-sample
       evaluation metrics (averaged by the driver over a whole test set).
-    - `plot(config, model, batch, path)`: optional; writes a PNG comparing prediction and truth
-      for the first few samples of a (numpy) batch.
+    - `plot(config, model, batch, path, *, fields=None, sample_ids=None)`: optional; writes a
+      PNG comparing prediction and truth for the first few samples of a (numpy) batch, through
+      `sciops.plot`; `fields` are the data file's per-field attributes (names, units),
+      `sample_ids` the samples' indices in the data set.
     - `prepare(config, dataset) -> Dataset`: optional; host-side preprocessing applied by the
       driver to every split after `build` (e.g. padded graph fields, edge lists and positional
       encodings of meshes). `build` always sees the raw training split.

@@ -415,7 +415,10 @@ def _plots(fam: Family, config: Config, model: Any, bundle, run_dir: pathlib.Pat
     if fam.plot is not None:
         for name, ds in bundle.tests.items():
             batch = ds.take(np.arange(min(len(ds), 4)))
-            fam.plot(config.model, model, batch, run_dir / f"prediction_{name}.png")
+            # field names/units and sample ids for the figure's labels (sciops.plot)
+            fam.plot(config.model, model, batch, run_dir / f"prediction_{name}.png",
+                     fields=getattr(ds, "field_attrs", None),
+                     sample_ids=getattr(ds, "indices", np.arange(4))[:4])
 
 
 def load_run(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> Run:

@@ -239,12 +239,15 @@ def metrics(config: DeepONetConfig, model: DeepONet, batch) -> dict[str, jax.Arr
     return out
 
 
-def plot(config: DeepONetConfig, model: DeepONet, batch, path) -> None:
-    """Input / truth / prediction / error for the first three samples (2-D slices) as a PNG."""
-    import matplotlib
+def plot(config: DeepONetConfig, model: DeepONet, batch, path, *, fields=None,
+         sample_ids=None) -> None:
+    """Truth / prediction / error for the first three samples (2-D slices) as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    3-D outputs are shown at their middle slice along the leading axis, 1-D outputs as a
+    one-row image. `fields`: the data file's per-field attributes (names, units);
+    `sample_ids`: the samples' indices in the data set.
+    """
+    from ...plot import Column, describe_field, plot_fields
 
     pred = np.asarray(predict(config, model, batch))
     target = np.asarray(batch[config.target_key])
@@ -256,13 +259,13 @@ def plot(config: DeepONetConfig, model: DeepONet, batch, path) -> None:
             a = a[a.shape[0] // 2]
         return a if a.ndim == 2 else a[None]
 
-    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
-    for i in range(n):
-        for j, (title, img) in enumerate((("truth", target[i]), ("prediction", pred[i]),
-                                          ("error", pred[i] - target[i]))):
-            im = axes[i, j].imshow(slice2d(img), origin="lower", aspect="auto")
-            axes[i, j].set_title(title)
-            fig.colorbar(im, ax=axes[i, j])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    truth = np.stack([slice2d(target[i]) for i in range(n)])
+    guess = np.stack([slice2d(pred[i]) for i in range(n)])
+    name, unit = describe_field(fields, config.target_key)
+    ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids[:n]]
+    plot_fields([Column(f"truth {name}", truth, unit, scale="y"),
+                 Column(f"prediction {name}", guess, unit, scale="y"),
+                 Column("error (prediction − truth)", guess - truth, unit, diverging=True)],
+                row_labels=[f"sample {i}" for i in ids],
+                title=f"DeepONet: {name} (first channel; middle slice of 3-D outputs)",
+                path=path)

@@ -274,12 +274,15 @@ def metrics(config: FNOConfig, model: FieldOperator, batch: Batch) -> dict[str, 
     return {"l2": relative_l2(pred, y), "h1": relative_h1(pred, y)}
 
 
-def plot(config: FNOConfig, model: FieldOperator, batch: Batch, path, n: int = 4) -> None:
-    """Write a PNG of input / truth / prediction / |error| for the first `n` samples."""
-    import matplotlib
+def plot(config: FNOConfig, model: FieldOperator, batch: Batch, path, n: int = 4, *,
+         fields=None, sample_ids=None) -> None:
+    """Write a PNG of input / truth / prediction / error for the first `n` samples.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    `fields`: the data file's per-field attributes (``description``, ``units``, grid
+    ``bounds``), for the panels' names and units; `sample_ids`: the samples' indices in the
+    data set, for the row labels.
+    """
+    from ...plot import Column, describe_field, grid_extent, plot_fields
 
     n = min(n, len(next(iter(batch.values()))))
     sub = {k: np.asarray(v)[:n] for k, v in batch.items()}
@@ -287,19 +290,15 @@ def plot(config: FNOConfig, model: FieldOperator, batch: Batch, path, n: int = 4
     x = np.asarray(as_fields(sub[config.in_key], len(config.n_modes), config.in_key))
     pred, y = np.asarray(pred), np.asarray(y)
     l2 = np.asarray(relative_l2(jnp.asarray(pred), jnp.asarray(y)))
-    fig, axes = plt.subplots(n, 4, figsize=(10, 2.5 * n), squeeze=False)
-    for i in range(n):
-        vmin, vmax = y[i, 0].min(), y[i, 0].max()
-        panels = [(x[i, 0], "input", None, None), (y[i, 0], "truth", vmin, vmax),
-                  (pred[i, 0], "prediction", vmin, vmax),
-                  (np.abs(pred[i, 0] - y[i, 0]), f"|error| (rel. L2 {100 * l2[i]:.2f} %)",
-                   None, None)]
-        for ax, (img, title, lo, hi) in zip(axes[i], panels, strict=True):
-            im = ax.imshow(img, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    x_name, x_unit = describe_field(fields, config.in_key)
+    y_name, y_unit = describe_field(fields, config.out_key)
+    ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids[:n]]
+    extent, axis_unit = grid_extent(fields, config.in_key)
+    plot_fields([Column(x_name, x[:, 0], x_unit),
+                 Column(f"truth {y_name}", y[:, 0], y_unit, scale="y"),
+                 Column(f"prediction {y_name}", pred[:, 0], y_unit, scale="y"),
+                 Column("error (prediction − truth)", pred[:, 0] - y[:, 0], y_unit,
+                        diverging=True)],
+                row_labels=[f"sample {i} (rel. L2 {100 * e:.2f} %)" for i, e in zip(ids, l2, strict=True)],
+                title=f"FNO: {y_name} from {x_name}, first channel", extent=extent,
+                axis_unit=axis_unit, path=path)

@@ -204,13 +204,13 @@ def metrics(config, model: MeshSimulator, batch):
     return jax.vmap(lambda s: _sample_metrics(config, model, s))(batch)
 
 
-def plot(config, model: MeshSimulator, batch, path) -> None:
-    """Truth, one-step prediction and error of the first state field's magnitude (sample 0)."""
-    import matplotlib
+def plot(config, model: MeshSimulator, batch, path, *, fields=None, sample_ids=None) -> None:
+    """Truth, one-step prediction and error of the first state field's magnitude (sample 0).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.tri import Triangulation
+    `fields`: the data file's per-field attributes (units); `sample_ids`: the samples'
+    indices in the data set.
+    """
+    from ...plot import plot_mesh_fields
 
     sample = {k: np.asarray(v[0]) for k, v in batch.items()}
     n = int(sample["node_mask"].sum())
@@ -222,25 +222,23 @@ def plot(config, model: MeshSimulator, batch, path) -> None:
     c = model.state_channels[0]
     pred = np.linalg.norm(np.asarray(nxt)[:n, :c], axis=-1)
     truth = np.linalg.norm(sample[config.state_fields[0]][t + 1, :n], axis=-1)
-    tri = Triangulation(sample["points"][:n, 0], sample["points"][:n, 1], cell_array(sample))
-    fig = triptych(tri, truth, pred, f"|{config.state_fields[0]}|", f"t={t + 1}",
-                   "prediction (1 step)")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    name = config.state_fields[0]
+    unit = str(((fields or {}).get(name) or {}).get("units") or "1")
+    sid = 0 if sample_ids is None else int(sample_ids[0])
+    plot_mesh_fields(sample["points"][:n], cell_array(sample),
+                     mesh_columns(truth[None], pred[None], f"|{name}|", unit),
+                     row_labels=[f"sample {sid}, step {t + 1}"],
+                     title=f"One step of the mesh simulator from the true step {t}",
+                     axis_unit=str(((fields or {}).get("points") or {}).get("units") or "1"),
+                     path=path)
 
 
-def triptych(tri, truth, pred, label: str, when: str, pred_title: str = "prediction"):
-    """A figure of truth / prediction / error of one nodal field on a triangulation (truth and
-    prediction on the truth's colour range, the error on a diverging map)."""
-    import matplotlib.pyplot as plt
+def mesh_columns(truth, pred, label: str, unit: str, pred_title: str = "prediction"):
+    """Truth / prediction / error columns of one nodal field (`(rows, nodes)` each) for
+    `sciops.plot.plot_mesh_fields`: truth and prediction on one colour range, the error on a
+    diverging one."""
+    from ...plot import Column
 
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7), constrained_layout=True)
-    lo, hi = float(np.min(truth)), float(np.max(truth))
-    for ax, val, title, kw in ((axes[0], truth, "truth", dict(vmin=lo, vmax=hi)),
-                               (axes[1], pred, pred_title, dict(vmin=lo, vmax=hi)),
-                               (axes[2], pred - truth, "error", dict(cmap="RdBu_r"))):
-        im = ax.tripcolor(tri, val, shading="gouraud", **kw)
-        ax.set_aspect("equal")
-        ax.set_title(f"{label} {title}, {when}")
-        fig.colorbar(im, ax=ax)
-    return fig
+    return [Column(f"truth {label}", truth, unit, scale="field"),
+            Column(f"{pred_title} {label}", pred, unit, scale="field"),
+            Column(f"error {label} ({pred_title} − truth)", pred - truth, unit, diverging=True)]

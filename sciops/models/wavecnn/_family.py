@@ -182,40 +182,32 @@ def metrics(config: WaveCNNConfig, model: WaveCNN, batch):
     return jax.vmap(one)(u, c)
 
 
-def plot(config: WaveCNNConfig, model: WaveCNN, batch, path) -> None:
-    """Truth, rollout and error at four times of the rollout, for up to 3 trajectories."""
-    import matplotlib
+def plot(config: WaveCNNConfig, model: WaveCNN, batch, path, *, fields=None,
+         sample_ids=None) -> None:
+    """Wave speed, truth, rollout and error at four times of the rollout, for trajectory 0.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    `fields`: the data file's per-field attributes (names, units); `sample_ids`: the
+    trajectories' indices in the data set.
+    """
+    from ...plot import Column, describe_field, plot_fields
 
-    u, c = np.asarray(batch["u"])[:3], np.asarray(batch["c"])[:3]
+    u, c = np.asarray(batch["u"])[:1], np.asarray(batch["c"])[:1]
     k = config.history
     steps = min(config.rollout_steps, u.shape[1] - k)
     pred = np.asarray(jax.vmap(lambda f, cc: rollout(model, f, cc, steps))(
         jnp.asarray(u[:, :k]), jnp.asarray(c)))
     times = sorted({0, steps // 3, 2 * steps // 3, steps - 1})
-    fig, axes = plt.subplots(3 * len(u), len(times) + 1,
-                             figsize=(2.2 * (len(times) + 1), 2.1 * 3 * len(u)), squeeze=False)
-    for i in range(len(u)):
-        truth = u[i, k:k + steps]
-        vmax = float(np.abs(truth).max()) or 1.0
-        axes[3 * i, 0].imshow(c[i, 0], cmap="viridis")
-        axes[3 * i, 0].set_title("c")
-        for r in (1, 2):
-            axes[3 * i + r, 0].axis("off")
-        for j, t in enumerate(times):
-            for r, (img, name) in enumerate([(truth[t], "truth"), (pred[i, t], "rollout"),
-                                             (pred[i, t] - truth[t], "error")]):
-                ax = axes[3 * i + r, j + 1]
-                ax.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-                ax.set_title(f"{name} step {t + 1}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    truth = u[0, k:k + steps][times]
+    roll = pred[0][times]
+    u_name, u_unit = describe_field(fields, "u")
+    c_name, c_unit = describe_field(fields, "c")
+    sid = 0 if sample_ids is None else int(sample_ids[0])
+    plot_fields([Column(c_name, np.broadcast_to(c[0, 0], truth.shape), c_unit),
+                 Column(f"truth {u_name}", truth, u_unit, scale="u"),
+                 Column(f"rollout {u_name}", roll, u_unit, scale="u"),
+                 Column("error (rollout − truth)", roll - truth, u_unit, diverging=True)],
+                row_labels=[f"trajectory {sid}, step {t + 1}" for t in times],
+                title=f"Wave CNN rollout of {steps} steps from {k} true frames", path=path)
 
 
 FAMILIES = {"wavecnn": Family("wavecnn", WaveCNNConfig, build, loss, metrics, plot)}
