@@ -11,4 +11,4 @@ from ._mesh_metrics import relative_scale as relative_scale
 from ._mesh_metrics import rmse_table as rmse_table
 from ._mesh_metrics import step_mse as step_mse
 from ._mesh_rollout import format_rollout_table as format_rollout_table
-from ._mesh_rollout import rollout as mesh_rollout
+from ._mesh_rollout import mesh_rollout as mesh_rollout

@@ -45,7 +45,7 @@ from ._mesh_metrics import (
     step_mse,
 )
 
-__all__ = ["format_rollout_table", "rollout"]
+__all__ = ["format_rollout_table", "mesh_rollout", "rollout"]
 
 METHODS = ("model", *BASELINES)
 
@@ -502,3 +502,7 @@ def _plot_error(out_dir: pathlib.Path, rows, fields) -> pathlib.Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+mesh_rollout = rollout
+"""`rollout` under its public name in `sciops.eval`."""
