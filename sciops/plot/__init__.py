@@ -9,6 +9,7 @@ legend.
 
 from ._figures import Column as Column
 from ._figures import animate_fields as animate_fields
+from ._figures import animate_mesh_fields as animate_mesh_fields
 from ._figures import describe_field as describe_field
 from ._figures import field_label as field_label
 from ._figures import grid_extent as grid_extent

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Column", "animate_fields", "describe_field", "field_label", "grid_extent", "metric_label", "plot_curve_panels", "plot_curves", "plot_fields", "plot_loss_curve",
+__all__ = ["Column", "animate_fields", "animate_mesh_fields", "describe_field", "field_label", "grid_extent", "metric_label", "plot_curve_panels", "plot_curves", "plot_fields", "plot_loss_curve",
            "plot_mesh_fields", "plot_parity", "pyplot", "save"]
 
 # metric keys of the families → what a reader should see on an axis
@@ -230,6 +230,40 @@ def plot_mesh_fields(points, triangles, columns: Sequence[Column], *, row_labels
             cb.ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=10)
     return save(fig, path) if path is not None else fig
+
+
+def animate_mesh_fields(points, triangles, columns: Sequence[Column], *,
+                        frame_labels: Sequence[str], title: str, path: str | os.PathLike,
+                        axis_unit: str = "1", max_frames: int = 60, fps: int = 10):
+    """An animated GIF of nodal fields over time on one triangle mesh, one panel per column.
+
+    Each `Column`'s data is `(frames, nodes)`; colour ranges are fixed over all frames (shared
+    within a `scale` group, symmetric if `diverging`). At most `max_frames` evenly spaced frames
+    are drawn. **Returns:** the `Figure` (closed).
+    """
+    plt = pyplot()
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    whole = [dataclasses.replace(c, data=np.asarray(c.data)[None]) for c in columns]
+    first = [dataclasses.replace(c, data=np.asarray(c.data)[:1]) for c in columns]
+    fig = plot_mesh_fields(points, triangles, first, row_labels=[frame_labels[0]], title=title,
+                           axis_unit=axis_unit)
+    meshes = [c for ax in fig.axes for c in ax.collections if c.colorbar is not None]
+    for m, (lo, hi) in zip(meshes, _ranges(whole, 1)[0], strict=True):
+        m.set_clim(lo, hi)
+    n = len(frame_labels)
+    frames = np.unique(np.linspace(0, n - 1, min(max_frames, n)).astype(int))
+
+    def update(t):
+        for m, c in zip(meshes, columns, strict=True):
+            m.set_array(np.asarray(c.data[t], dtype=float))
+            m.axes.set_title(f"{frame_labels[t]}: {c.name}", fontsize=8)
+        return meshes
+
+    anim = FuncAnimation(fig, update, frames=frames, blit=False)
+    anim.save(path, writer=PillowWriter(fps=fps), dpi=70)
+    plt.close(fig)
+    return fig
 
 
 def plot_curves(series: Mapping[str, tuple[Any, Any]], *, xlabel: str, ylabel: str, title: str,
