@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `sciops` command line with `argv` (default `sys.argv[1:]`); returns the exit status
+    (0 success, 2 bad input with one `error:` line on stderr, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     from .._malloc import tune_malloc
 

@@ -13,3 +13,4 @@ from ._family import predict as predict
 from ._family import relative_l2 as relative_l2
 
 FAMILIES = {"deeponet": Family("deeponet", DeepONetConfig, build, loss, metrics, plot)}
+"""The `deeponet` family record(s), by name, as `sciops.models.family` finds them."""

@@ -11,3 +11,4 @@ from ._mg import MGOperator as MGOperator
 from ._mg import MGPatching as MGPatching
 
 FAMILIES = {"fno": Family("fno", FNOConfig, build, loss, metrics, plot)}
+"""The `fno` family record(s), by name, as `sciops.models.family` finds them."""

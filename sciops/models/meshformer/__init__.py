@@ -22,3 +22,5 @@ FAMILIES = {
     "meshgraphnet": Family("meshgraphnet", MeshGraphNetConfig, build, loss, metrics, plot,
                            **_extra),
 }
+"""The `meshformer` and `meshgraphnet` family records, by name, as `sciops.models.family` finds
+them."""

@@ -5,6 +5,7 @@ needs the `mlip` extra (e3nn-jax, ase)."""
 from .._family import Family
 from ._family import MLIPConfig as MLIPConfig
 from ._family import build, loss, metrics
+from ._family import predict as predict
 from ._neighbors import Graph as Graph
 from ._neighbors import dense_neighbors as dense_neighbors
 from ._neighbors import neighbor_list as neighbor_list
@@ -14,6 +15,7 @@ from ._potential import energy_forces_stress as energy_forces_stress
 
 FAMILIES = {"mlip": Family(name="mlip", config=MLIPConfig, build=build, loss=loss,
                            metrics=metrics)}
+"""The `mlip` family record(s), by name, as `sciops.models.family` finds them."""
 
 
 def __getattr__(name):
