@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from sciops.data import Dataset
+from sciops.plot import Column, plot_fields
 from sciops.models.deeponet import DeepONetConfig, build, loss, metrics, predict
 from sciops.pde.darcy_masked import DarcyMaskedConfig
 from sciops.pde.darcy_masked import generate_arrays as darcy_data
@@ -80,14 +81,12 @@ mt_model = fit(mt_config, f_train, FISHER_STEPS)
 print({k: round(v, 4) for k, v in test_error(mt_config, mt_model, f_test).items()})"""),
     ("code", """batch = f_test.take(np.arange(3))
 pred = np.asarray(predict(mt_config, mt_model, batch))
-fig, axes = plt.subplots(2, 3, figsize=(10, 5))
-for i in range(3):
-    name = fisher.attrs["tasks"][batch["task"][i]]
-    axes[0, i].imshow(batch["u"][i, 0], origin="lower", aspect="auto", vmin=0, vmax=1)
-    axes[0, i].set_title(f"{name}: truth u(t, x)")
-    axes[1, i].imshow(pred[i, 0], origin="lower", aspect="auto", vmin=0, vmax=1)
-    axes[1, i].set_title("DeepONet")
-fig.tight_layout()"""),
+truth = np.asarray(batch["u"])[:, 0]
+plot_fields([Column("truth u", truth, scale="u"), Column("DeepONet u", pred[:, 0], scale="u"),
+             Column("error u", pred[:, 0] - truth, diverging=True)],
+            row_labels=[f"test sample {i} ({fisher.attrs['tasks'][batch['task'][i]]})"
+                        for i in range(3)],
+            title="Multi-task DeepONet on held-out Fisher samples", axis_names=("x", "t"))"""),
     ("md", """## 2. Darcy on masked geometries: what the mask buys
 
 $-\\Delta u = f$ on square, disk, triangle and L-shaped domains (zero Dirichlet off the mask).
@@ -115,12 +114,12 @@ for name, config in variants.items():
     ("code", """sample = d_test.take(np.arange(4))
 pred = np.asarray(predict(base, darcy_models["branch + loss"], sample))
 print("largest |prediction| outside the domain:", np.abs(pred[sample["mask"] == 0]).max())
-fig, axes = plt.subplots(2, 4, figsize=(11, 5))
-for i in range(4):
-    axes[0, i].imshow(sample["u"][i, 0], origin="lower")
-    axes[0, i].set_title(darcy.attrs["geometries"][sample["geometry"][i]])
-    axes[1, i].imshow(pred[i, 0], origin="lower")
-fig.tight_layout()"""),
+truth = np.asarray(sample["u"])[:, 0]
+plot_fields([Column("truth u", truth, scale="u"), Column("DeepONet u", pred[:, 0], scale="u"),
+             Column("error u", pred[:, 0] - truth, diverging=True)],
+            row_labels=[f"test sample {i} ({darcy.attrs['geometries'][sample['geometry'][i]]})"
+                        for i in range(4)],
+            title="Masked Darcy: the branch + loss model on held-out samples")"""),
     ("md", """## 3. Transfer to a held-out geometry
 
 Fine-tune only the branch's last layer and the output bias (the rest stays frozen, as
@@ -145,6 +144,7 @@ for n in TRANSFER_SIZES:
     curve["fine-tune"].append(test_error(cross_config, tuned, c_test)["l2"])
     print(n, {k: round(v[-1], 3) for k, v in curve.items()})
 plt.figure(figsize=(4.5, 3))
+plt.title("Transfer to the cross geometry")
 for k, v in curve.items():
     plt.plot(TRANSFER_SIZES, v, "o-", label=k)
 plt.xlabel("cross samples"); plt.ylabel("test relative L2"); plt.legend();"""),

@@ -20,12 +20,13 @@ N_STEPS = 20            # recorded steps per trajectory
 H_MIN, H_MAX = 0.02, 0.05  # mesh edge lengths (the configs use 0.01 / 0.035)
 TRAIN_STEPS = 40"""),
     ("code", """import pathlib
+import tempfile
 import numpy as np
 import jax, equinox as eqx, optax
 from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow, NodeType
 from sciops.data import read_mesh_dataset
 
-work = pathlib.Path("meshformer_tutorial"); work.mkdir(exist_ok=True)
+work = pathlib.Path(tempfile.mkdtemp(prefix="meshformer_tutorial_"))  # nothing left in examples/
 cfg = CylinderFlowConfig(n_trajectories=N_TRAJECTORIES, n_steps=N_STEPS, spinup=0.5,
                          h_min=H_MIN, h_max=H_MAX)
 generate_cylinder_flow(cfg, work / "cylinder.h5", progress=False)
@@ -92,7 +93,7 @@ print(f"loss: first {losses[0]:.3f}, last {np.mean(losses[-5:]):.3f}")"""),
 in memory. It writes the predicted trajectory as XDMF, per-step RMSE as CSV/JSON, an
 error-vs-step plot and truth / prediction / error snapshots."""),
     ("code", """import types
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout as rollout
 run = types.SimpleNamespace(config=types.SimpleNamespace(model=config), model=model, family=family)
 held_out = work / "cylinder_xdmf" / f"traj_{N_TRAJECTORIES - 1:03d}.xdmf"
 res = rollout(run, held_out, out_dir=work / "rollout", progress=False)

@@ -96,19 +96,18 @@ for i in range(STEPS):
     history.append(float(logs["forces_rmse"]))
 model = eqx.combine(params, static)
 print(f"train force RMSE: {history[0]:.3f} -> {history[-1]:.3f} eV/Å")"""),
-    ("code", """from sciops.models.mlip._family import predict
+    ("code", """from sciops.models.mlip import predict
+from sciops.plot import plot_parity
 
 tb = {k: jnp.asarray(v) for k, v in test.load().items()}
 e, f, s, _ = jax.jit(jax.vmap(lambda b: predict(mcfg, model, b)))(tb)
 m = eqx.filter_jit(fam.metrics)(mcfg, model, tb)  # compiled: op by op it takes seconds
 print(f"held-out force MAE {float(m['forces_mae'].mean()):.3f} eV/Å, "
       f"energy MAE {1e3 * float(m['energy_mae'].mean()):.1f} meV/atom")
-fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-axes[0].scatter(np.ravel(tb["forces"]), np.ravel(f), s=3)
-axes[0].set_xlabel("EMT force (eV/Å)"); axes[0].set_ylabel("model force (eV/Å)")
-axes[1].scatter(np.asarray(tb["energy"]) / 32, np.asarray(e) / 32)
-axes[1].set_xlabel("EMT energy (eV/atom)"); axes[1].set_ylabel("model energy (eV/atom)")
-plt.tight_layout()"""),
+plot_parity(tb["forces"], f, quantity="force component", unit="eV/Å",
+            title="Held-out forces: model against EMT")
+plot_parity(np.asarray(tb["energy"]) / 32, np.asarray(e) / 32, quantity="energy per atom",
+            unit="eV", title="Held-out energies: model against EMT")"""),
     ("md", """### Equivariance of the trained model
 Rotating (and inverting) a structure rotates its forces: $F(Rx) = R\\,F(x)$."""),
     ("code", """import e3nn_jax as e3nn

@@ -40,10 +40,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
-from sciops._config import from_dict
 from sciops.data import Dataset
 from sciops.models import family
-from sciops.nn._factorized import CP, TT, FactorizedSpectralWeight, Tucker
+from sciops.nn import CP, TT, FactorizedSpectralWeight, Tucker
 from sciops.pde.navier_stokes import NavierStokesConfig, generate_arrays
 
 fno = family("fno")"""),
@@ -94,7 +93,7 @@ ax.set_title("joint factorization, 4 layers, width 32, 16x16 modes"); ax.legend(
 The same training budget for the dense FNO and for factorized ones (joint Tucker and CP);
 `benchmarks/tfno_compression.py` does this at full size."""),
     ("code", """def fit(model_cfg, steps=STEPS, lr=5e-3):
-    config = from_dict(fno.config, model_cfg, "model")
+    config = fno.config(**{k: tuple(v) if isinstance(v, list) else v for k, v in model_cfg.items()})
     model = fno.build(config, train, key=jax.random.key(SEED))
     # only the network trains; the fitted normalisers stay fixed
     params, net_static = eqx.partition(model.net, eqx.is_inexact_array)
@@ -150,7 +149,7 @@ gets `mg_levels` coarser views of its surroundings as extra channels. Training t
 patch per field (so a step holds patches, not fields); evaluation predicts every patch and
 blends the overlaps back into the whole field. On the torus the padding wraps around
 (`mg_boundary: periodic`); for Dirichlet problems use `reflect`."""),
-    ("code", """from sciops.models.fno._mg import MGPatching
+    ("code", """from sciops.models.fno import MGPatching
 
 mg = MGPatching(2, levels=2, padding=0.25, boundary="periodic")
 field = jnp.asarray(arrays["x"][0])

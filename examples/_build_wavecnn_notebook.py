@@ -112,17 +112,18 @@ print(results)"""),
     ("md", """`l2` is the one-step relative error on held-out trajectories (`l2_untrained`: the
 initial model, close to the leapfrog extrapolation $2u^n - u^{n-1}$), `rollout_l2` the error of
 the autoregressive rollout. Roll both models out on one test trajectory:"""),
-    ("code", """k, steps = MODEL["history"], MODEL["rollout_steps"]
+    ("code", """from sciops.plot import Column, plot_fields
+
+k, steps = MODEL["history"], MODEL["rollout_steps"]
 traj, speed = test_batch["u"][0], test_batch["c"][0]
 preds = {name: rollout(m, traj[:k], speed, steps) for name, m in models.items()}
-fig, axes = plt.subplots(3, 4, figsize=(9, 7))
-vmax = float(jnp.abs(traj).max())
-for j, t in enumerate((0, steps // 3, 2 * steps // 3, steps - 1)):
-    for i, (name, img) in enumerate([("truth", traj[k + t]), ("full", preds["full"][t]),
-                                     ("cp-4", preds["cp-4"][t])]):
-        axes[i, j].imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        axes[i, j].set_title(f"{name}, step {t + 1}", fontsize=9)
-        axes[i, j].set_xticks([]); axes[i, j].set_yticks([])"""),
+times = [0, steps // 3, 2 * steps // 3, steps - 1]
+truth = np.asarray(traj)[[k + t for t in times]]
+plot_fields([Column("truth u", truth, scale="u", diverging=True)]
+            + [Column(f"{name} rollout u", np.asarray(preds[name])[times], scale="u",
+                      diverging=True) for name in ("full", "cp-4")],
+            row_labels=[f"test trajectory 0, step {t + 1}" for t in times],
+            title="Rollouts of the full and the CP (rank 4) simulator")"""),
     ("md", """The compression study at full size (parameters, FLOPs, memory, training time, 1-step
 and 50-step errors, train/test gap, CPU inference time) is `benchmarks/wavecnn_compression.py`;
 its table is in the benchmarks page."""),
