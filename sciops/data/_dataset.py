@@ -167,6 +167,8 @@ class Dataset:
                 continue
             try:
                 block = _read_runs(a, unique)
+            except DataError:
+                raise  # a reader's own message (naming file, key and sample) says it best
             except _READ_ERRORS as e:
                 raise DataError(f"{self.name}: cannot read field {k!r} (samples "
                                 f"{unique[0]}..{unique[-1]}); the file may be corrupt or "
