@@ -10,6 +10,8 @@ from ._atoms import read_atoms_dataset as read_atoms_dataset
 from ._atoms import write_atoms_dataset as write_atoms_dataset
 from ._atoms_readers import read_atoms_file as read_atoms_file
 from ._atoms_readers import unit_factor as unit_factor
+from ._convert import convert_file as convert_file
+from ._convert import sha256_of as sha256_of
 from ._dataset import Dataset as Dataset
 from ._dataset import MappedArray as MappedArray
 from ._dataset import shard_batch as shard_batch
