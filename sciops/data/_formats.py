@@ -51,7 +51,7 @@ def _is_sciops(path: pathlib.Path) -> bool:
         with h5py.File(path, "r") as f:
             return "sciops_schema" in f.attrs
     except OSError as e:
-        raise DataError(f"{path}: an HDF5 signature but not readable (truncated?): {e}") from None
+        raise DataError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {e}") from None
 
 
 def detect_format(path: str | os.PathLike) -> str:
