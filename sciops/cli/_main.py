@@ -190,10 +190,17 @@ def _cmd_rollout(args) -> int:
         raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout; "
                           f"rollouts exist for {', '.join(sorted(_ROLLOUTS))}")
     module = importlib.import_module(_ROLLOUTS[run.family.name])
+    extra = ({"start": args.start, "inflow": args.inflow_speed,
+              "animation": not args.no_animation}
+             if run.family.name in ("meshformer", "meshgraphnet") else {})
     summary = module.rollout(run, args.data, steps=args.steps, mode=args.mode,
                              boundary=args.boundary, out_dir=args.out,
-                             progress=not args.no_progress)
-    print(json.dumps(summary, indent=1, default=str))
+                             progress=not args.no_progress, **extra)
+    if "table" in summary:  # mesh simulators: the model beside its baselines
+        print(summary["table"])
+        print("wrote " + ", ".join(summary["files"]))
+    else:
+        print(json.dumps(summary, indent=1, default=str))
     return 0
 
 
@@ -304,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--boundary", choices=["truth", "hold"], default="truth",
                    help="boundary nodes' values: truth (from the file) or hold (the initial "
                    "ones); default truth")
+    r.add_argument("--start", type=int, default=1, metavar="FRAME",
+                   help="mesh simulators: frame the rollouts start from, an integer >= 0 "
+                   "(default 1: linear extrapolation reads the frame before)")
+    r.add_argument("--inflow-speed", type=float, default=None, metavar="U",
+                   help="mesh simulators: inflow speed U [m/s] for the relative errors "
+                   "(default: mean speed of the INFLOW nodes at frame 0)")
+    r.add_argument("--no-animation", action="store_true",
+                   help="mesh simulators: no GIF of truth / prediction / error")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
