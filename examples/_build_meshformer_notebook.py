@@ -108,9 +108,10 @@ display(Image(filename=str(snap)))"""),
 ]
 
 
-def main(path: str | pathlib.Path = pathlib.Path(__file__).with_name("meshformer.ipynb")):
+def main(path: str | pathlib.Path | None = None):
     import nbformat
 
+    path = pathlib.Path(__file__).with_name("meshformer.ipynb") if path is None else path
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}

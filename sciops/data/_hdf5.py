@@ -41,6 +41,7 @@ from ._dataset import _READ_ERRORS, Dataset, _plain_attrs
 __all__ = ["SCHEMA_VERSION", "HDF5Writer", "open_hdf5_writer", "read_hdf5", "write_hdf5"]
 
 SCHEMA_VERSION = 1
+"""The version of the HDF5 schema this package writes (the `schema_version` attribute)."""
 # Chunks of about this many bytes: big enough for gzip to work, small enough that a shuffled
 # batch does not decompress much more than it reads.
 CHUNK_BYTES = 64 * 1024

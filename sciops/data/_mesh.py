@@ -22,6 +22,7 @@ __all__ = ["CELL_NODES", "MeshField", "mesh_field", "read_mesh_dataset", "write_
 # Nodes per cell for the meshio cell-type names sciops handles.
 CELL_NODES = {"vertex": 1, "line": 2, "triangle": 3, "quad": 4, "tetra": 4, "pyramid": 5,
               "wedge": 6, "hexahedron": 8}
+"""Nodes per cell for every cell type the mesh layer reads and writes (meshio names)."""
 
 # Edges of the non-simplex cells, as pairs of local node numbers (VTK node ordering); simplices
 # (line, triangle, tetra) connect every pair of their nodes.

@@ -65,6 +65,7 @@ _MODULES = {
 
 
 def family_names() -> list[str]:
+    """The names of every registered model family, sorted (what `family(name)` accepts)."""
     return sorted(_MODULES)
 
 

@@ -45,10 +45,13 @@ _MODULES = {
 
 
 def problem_names() -> list[str]:
+    """The names of every data-generating problem, sorted (`data.generate.problem`)."""
     return sorted(_MODULES)
 
 
 def problem(name: str) -> Problem:
+    """The `Problem` record called `name`; an unknown name is a `ConfigError` naming the
+    closest one and listing the known names."""
     if name not in _MODULES:
         raise ConfigError(f"data.generate.problem: unknown problem {name!r}{closest(name, _MODULES)};"
                           f" known: {', '.join(problem_names())}")

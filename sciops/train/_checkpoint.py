@@ -135,6 +135,7 @@ def list_checkpoints(directory: str | os.PathLike) -> list[pathlib.Path]:
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> pathlib.Path | None:
+    """The newest checkpoint folder under `directory`, or `None` when it holds none."""
     ckpts = list_checkpoints(directory)
     return ckpts[-1] if ckpts else None
 

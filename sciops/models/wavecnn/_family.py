@@ -32,6 +32,7 @@ CONVS = {
     "tucker": Tucker2Conv,
     "depthwise": DepthwiseSeparableConv,
 }
+"""The convolution variants by name (`model.conv`): full, CP, separable, Tucker-2, depthwise."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,3 +212,4 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path, *, fields=None,
 
 
 FAMILIES = {"wavecnn": Family("wavecnn", WaveCNNConfig, build, loss, metrics, plot)}
+"""The `wavecnn` family record, by name, as `sciops.models.family` finds it."""
