@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = (
     "sciops", "sciops.data", "sciops.pde", "sciops.nn", "sciops.models", "sciops.models.fno",
     "sciops.models.deeponet", "sciops.models.meshformer", "sciops.models.wavecnn",
-    "sciops.models.mlip", "sciops.train", "sciops.eval", "sciops.plot", "sciops.mlip",
+    "sciops.models.mlip", "sciops.train", "sciops.eval", "sciops.plot", "sciops.track", "sciops.mlip",
     "sciops.cli",
 )
 

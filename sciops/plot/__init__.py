@@ -21,4 +21,5 @@ from ._figures import plot_loss_curve as plot_loss_curve
 from ._figures import plot_mesh_fields as plot_mesh_fields
 from ._figures import plot_parity as plot_parity
 from ._figures import pyplot as pyplot
+from ._figures import read_png as read_png
 from ._figures import save as save

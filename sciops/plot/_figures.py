@@ -387,3 +387,14 @@ def save(fig, path: str | os.PathLike, dpi: int = 110):
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return fig
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """A PNG file (such as a figure `save` wrote) as an ``(height, width, channels)`` uint8
+    array, for trackers that store images (TensorBoard)."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    if image.dtype != np.uint8:  # PNGs read as floats in [0, 1]
+        image = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    return image

@@ -91,6 +91,8 @@ class TrainConfig:
       during training; both still happen at the end).
     - `mesh`: named device-mesh axes → sizes, ``-1`` meaning "the remaining devices".
     - `keep_checkpoints`: how many recent checkpoints to keep.
+    - `trackers`: where the metrics also go (`sciops.track`): `tensorboard` (event files in the
+      run folder), `csv` (`metrics.csv`), `wandb` (Weights & Biases, the `track` extra).
     """
 
     steps: int = 1000
@@ -103,6 +105,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     mesh: dict[str, int] = dataclasses.field(default_factory=lambda: {"data": -1})
     progress: bool = True
+    trackers: tuple[Literal["tensorboard", "csv", "wandb"], ...] = ("tensorboard", "csv")
 
     def __post_init__(self):
         for k in ("steps", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints"):

@@ -30,6 +30,7 @@ from .._malloc import tune_malloc
 from ..data import Dataset, read_hdf5, shard_batch, write_hdf5
 from ..models import Family
 from ..models import family as get_family
+from ..track import open_trackers
 from ._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ._config import Config, OptimizerConfig, config_from_dict, config_to_dict
 from ._data import DataBundle, prepare_data
@@ -153,7 +154,7 @@ def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     now = config_to_dict(config)
     # A run may resume with more steps, without a progress bar, or on another mesh.
-    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh")}
+    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh"), ("train", "trackers")}
     diffs = []
     for section in set(saved) | set(now):
         a, b = saved.get(section), now.get(section)
@@ -271,6 +272,9 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
                                                             sort_keys=False))
         _write_sample(raw_train, run_dir / _SAMPLE_FILE)
     log = _MetricsLog(run_dir / "metrics.jsonl", start_step if resume else None)
+    # experiment tracking (sciops.track): every record also goes to TensorBoard/CSV/W&B
+    trackers = open_trackers(tc.trackers if is_primary() else (), run_dir, name=config.name,
+                             resume_step=start_step if resume else None)
     barrier("run-folder")
 
     params = jax.device_put(params, rep)
@@ -301,6 +305,7 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
                                    metrics_fn)
             results[name] = res
             log.write({"step": step, "split": name, **res})
+            trackers.log_record({"step": step, "split": name, **res})
         return results
 
     def checkpoint(params, opt_state, step, extra=None):
@@ -356,6 +361,8 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         loss = float(np.mean([float(x[1]) for x in losses]))
         aux = {k: float(np.mean([float(x[2][k]) for x in losses])) for k in losses[-1][2]}
         log.write({"step": s, "split": "train", "loss": loss, **aux, "samples_per_s": rate})
+        trackers.log_record({"step": s, "split": "train", "loss": loss, **aux,
+                             "samples_per_s": rate})
         if progress is not None:
             progress.set_postfix(loss=f"{loss:.4g}", samples_s=f"{rate:.0f}")
         good = (params, opt_state, step)
@@ -385,6 +392,7 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
         gp, go, gs = good
         if gs > max(last_saved, 0):
             checkpoint(gp, go, gs, {"note": "last good state before a non-finite loss"})
+        trackers.close()
         raise
     finally:
         if progress is not None:
@@ -398,6 +406,10 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
     if is_primary():
         (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=1))
         _plots(fam, config, local_copy(model), bundle, run_dir)
+        for png in sorted(run_dir.glob("*.png")):
+            trackers.log_image(png.stem, png, step)
+        trackers.log_config(config_to_dict(config), final)
+    trackers.close()
     barrier("run-end")
     return RunResult(run_dir=run_dir, model=local_copy(model), metrics=final, steps=step)
 
