@@ -120,26 +120,16 @@ def _cmd_generate(args) -> int:
     return 0
 
 
-_ROLLOUTS = {
-    "meshformer": "sciops.eval._mesh_rollout",
-    "meshgraphnet": "sciops.eval._mesh_rollout",
-    "wavecnn": "sciops.eval._grid_rollout",
-}
-
-
 def _cmd_rollout(args) -> int:
-    import importlib
-
     from ..train import load_run
 
     run = load_run(args.run_dir)
-    if run.family.name not in _ROLLOUTS:
-        raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout; "
-                          f"rollouts exist for {', '.join(sorted(_ROLLOUTS))}")
-    module = importlib.import_module(_ROLLOUTS[run.family.name])
-    summary = module.rollout(run, args.data, steps=args.steps, mode=args.mode,
-                             boundary=args.boundary, out_dir=args.out,
-                             progress=not args.no_progress)
+    if run.family.rollout is None:
+        raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout (only "
+                          "simulator families define Family.rollout)")
+    summary = run.family.rollout(run, args.data, steps=args.steps, mode=args.mode,
+                                 boundary=args.boundary, out_dir=args.out,
+                                 progress=not args.no_progress)
     print(json.dumps(summary, indent=1, default=str))
     return 0
 

@@ -19,7 +19,7 @@ import numpy as np
 from ... import _random
 from ..._errors import ConfigError, DataError
 from ...nn import CPConv, DepthwiseSeparableConv, FullConv, SeparableSumConv, Tucker2Conv
-from .._family import Family
+from .._family import Family, register_family
 from ._model import WaveCNN, rollout
 
 __all__ = ["WaveCNNConfig", "CONVS", "build", "loss", "metrics", "plot", "FAMILIES"]
@@ -218,4 +218,17 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path) -> None:
     plt.close(fig)
 
 
-FAMILIES = {"wavecnn": Family("wavecnn", WaveCNNConfig, build, loss, metrics, plot)}
+def rollout_run(run, data_path, *, steps: int | None = None, mode: str = "autoregressive",
+                boundary: str = "truth", out_dir, progress: bool = True) -> dict:
+    """`Family.rollout` of `wavecnn`: `sciops.eval.rollout_grid` on the run's trajectories.
+
+    The grid rollout driver (files, per-step errors, figures) lives with evaluation; it is
+    imported when a rollout is asked for, so the model layer does not load the eval layer."""
+    from ...eval._grid_rollout import rollout as rollout_grid
+
+    return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
+                        out_dir=out_dir, progress=progress)
+
+
+FAMILIES = {"wavecnn": register_family(Family("wavecnn", WaveCNNConfig, build, loss, metrics,
+                                              plot, rollout=rollout_run))}
