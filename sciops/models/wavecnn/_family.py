@@ -218,12 +218,15 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path) -> None:
     plt.close(fig)
 
 
-def rollout_run(run, data_path, *, steps: int | None = None, mode: str = "autoregressive",
-                boundary: str = "truth", out_dir, progress: bool = True) -> dict:
-    """`Family.rollout` of `wavecnn`: `sciops.eval.rollout_grid` on the run's trajectories.
-
-    The grid rollout driver (files, per-step errors, figures) lives with evaluation; it is
-    imported when a rollout is asked for, so the model layer does not load the eval layer."""
+def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
+                mode: str = "autoregressive", boundary: str = "truth", out_dir,
+                inflow: float | None = None, animation: bool = True,
+                progress: bool = True) -> dict:
+    """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
+    trajectories (imported when a rollout is asked for, so the model layer does not load the
+    eval layer). A grid rollout starts after the model's first `history` frames and always
+    writes its animation: `start`, `inflow` and `animation` are mesh-simulator options and have
+    no effect here."""
     from ...eval._grid_rollout import rollout as rollout_grid
 
     return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
