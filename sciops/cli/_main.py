@@ -1,4 +1,4 @@
-"""`sciops fit | evaluate | rollout | generate | bench | info`: a thin shell over the Python API.
+"""`sciops fit | evaluate | rollout | generate | convert | bench | info`: a thin shell over the Python API.
 
 Every verb calls a `main`-style function that notebooks and batch scripts call too. A
 user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
@@ -139,6 +139,37 @@ def _cmd_generate(args) -> int:
     out = pathlib.Path(args.out or f"data/{prob.name}.h5")
     prob.generate(config, out, progress=not args.no_progress)
     print(f"wrote {out}")
+    return 0
+
+
+def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``["x=coeff", "y=sol"]`` → ``{"x": "coeff", "y": "sol"}`` (ConfigError naming the flag)."""
+    out = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"convert {flag} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _cmd_convert(args) -> int:
+    from ..data import convert_file, read_hdf5
+
+    try:
+        subsample = [int(r) for r in args.subsample.split(",")]
+    except ValueError:
+        raise ConfigError(f"convert --subsample {args.subsample!r}: expected an int or a "
+                          "comma-separated list of ints") from None
+    out = convert_file(args.source, args.out, format=args.format,
+                       keys=_pairs(args.key, "--key"), layout=_pairs(args.layout, "--layout"),
+                       subsample=subsample[0] if len(subsample) == 1 else subsample,
+                       units=_pairs(args.units, "--units"), meta=args.meta, split=args.split,
+                       max_trajectories=args.max_trajectories)
+    ds = read_hdf5(out)
+    print(f"wrote {out}: {len(ds)} samples; " + ", ".join(
+        f"{k} {ds.shape(k)} {ds.dtype(k)}" for k in ds.keys()))
+    ds.close()
     return 0
 
 
@@ -289,6 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dir", default="benchmarks", metavar="DIR",
                    help="the benchmarks folder (default benchmarks)")
     b.set_defaults(func=_cmd_bench)
+
+    c = sub.add_parser("convert", help="write a user's file (.mat, PDEBench, npz, .pt, ASE, "
+                       "rMD17, mesh series) as a sciops HDF5 data set with provenance")
+    c.add_argument("source", help="the file (or mesh folder) to convert")
+    c.add_argument("out", help="the .h5 file to write")
+    c.add_argument("--format", default="auto", help="the source format (default: from its "
+                   "first bytes)")
+    c.add_argument("--key", action="append", metavar="FIELD=KEY",
+                   help="field name → the file's key, e.g. x=coeff or 'x=u[t=0:10]' (repeatable)")
+    c.add_argument("--layout", action="append", metavar="FIELD=AXES",
+                   help="axes of one sample, e.g. 'u=x y t' (t time, c channels; repeatable)")
+    c.add_argument("--subsample", default="1", help="keep every r-th node per spatial axis "
+                   "(an int or one per axis: 5 or 2,4)")
+    c.add_argument("--units", action="append", metavar="QUANTITY=UNIT",
+                   help="atoms: the file's units, e.g. energy=kcal/mol (repeatable)")
+    c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
+    c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
+    c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.set_defaults(func=_cmd_convert)
 
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)
