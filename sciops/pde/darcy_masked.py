@@ -147,7 +147,8 @@ class DarcyMaskedConfig:
     - `boundary` [-]: ``"fitted"`` (default) puts the Dirichlet value where the geometry's
       boundary cuts the grid lines (Shortley–Weller stencil, second order on curved and slanted
       boundaries); ``"staircase"`` puts it at the first node outside (first order there; the
-      data of sciops before 2026-12).
+      data of sciops before 2026-12: 4.6 % from the 2x-refined solve at the defaults, 12 % on
+      the triangle, against 0.42 % fitted).
     - `refine` [count]: solver nodes per stored cell side; the solve grid has
       ``(resolution - 1) * refine + 1`` nodes and every `refine`-th node is stored. The input
       field is defined on the solver grid as the bilinear interpolant of its stored node values

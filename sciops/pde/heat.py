@@ -152,7 +152,8 @@ class HeatConfig:
     - `source` [1]: $q_0$ of the heating $q(z) = q_0 (1 + z/H)$.
     - `boundary` [-]: ``"fitted"`` (default) puts $T = 0$ where the hole walls cut the grid
       lines (Shortley–Weller stencil, second order); ``"staircase"`` at the first node inside a
-      hole (first order; sciops' data before 2026-12, 7-12 % from a 4x-refined solve).
+      hole (first order; sciops' data before 2026-12: 7.6 % from the 2x-refined solve at
+      the defaults, 0.35 % fitted).
     - `refine` [count]: solver nodes per stored cell side in x, y and z (every `refine`-th
       node stored).
     - `convergence_samples` [count]: how many of the first designs `generate` re-solves at 2x

@@ -90,9 +90,10 @@ class WaveConfig:
       spacing $h/\\text{refine}$ (with the CFL step of that grid) and every `refine`-th node is
       stored. The solver's speed is the bilinear interpolant of the stored `c` and the sources
       are evaluated on the solver grid, so the stored inputs define the problem at every
-      `refine`. Default 2: at 1 the default data are about 10 % (relative L2) from the
-      2x-refined solve (numerical dispersion of the Ricker wavelet's upper frequencies), at 2
-      about 2.5 % (docs/data.md, `benchmarks/data_convergence.py`), for 8x the solver work.
+      `refine`. Default 2: at 1 the default data are 3.7 % (relative L2 over all frames)
+      from the solve at half the spacing and step (numerical dispersion of the Ricker
+      wavelet's upper frequencies), at 2 0.89 % (docs/data.md,
+      `benchmarks/data_convergence.py`), for 8x the solver work.
     - `convergence_samples` [count]: how many of the first trajectories `generate` re-solves at
       2x resolution in space and time to record the self-convergence error in the file
       (0: none).
