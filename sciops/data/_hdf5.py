@@ -154,6 +154,8 @@ def open_hdf5_writer(path: str | os.PathLike, attrs: Mapping[str, Any] | None = 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file 0600; a data set is for everyone the umask lets read it (0644)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -174,6 +176,13 @@ def open_hdf5_writer(path: str | os.PathLike, attrs: Mapping[str, Any] | None = 
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_hdf5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],

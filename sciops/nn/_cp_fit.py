@@ -267,6 +267,9 @@ def cp_factors(irreps_in1, irreps_in2, irreps_out, rank: int, *,
     f = fit_cp(T, rank, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=folder)
+    mask = os.umask(0o022)  # mkstemp makes the file 0600: give it the umask's mode instead
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
     os.close(fd)
     try:
         with open(tmp, "wb") as fh:

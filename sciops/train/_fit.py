@@ -33,7 +33,7 @@ from ..models import family as get_family
 from ..track import open_trackers
 from ._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ._config import Config, OptimizerConfig, config_from_dict, config_to_dict
-from ._data import DataBundle, prepare_data
+from ._data import DataBundle, ensure_generated, prepare_data
 from ._distributed import barrier, gather, is_primary, local_copy, process_slice
 from ._mesh import field_shardings, make_mesh, replicated
 from ._partition import trainable_filter
@@ -238,6 +238,12 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
             raise ConfigError(f"train.{k}: {getattr(tc, k)} is not divisible by the {n_data} "
                               "devices of the mesh axis 'data'")
 
+    # One process generates a missing data set, the others wait for it, then all read it.
+    # (Decided by the config alone, so every process takes the same branch to the barrier.)
+    if config.data.generate is not None:
+        if is_primary():
+            ensure_generated(config.data, progress=tc.progress)
+        barrier("data-set")
     bundle = prepare_data(config.data, progress=tc.progress)
     if len(bundle.train) < tc.batch_size:
         raise DataError(f"data: the training split has {len(bundle.train)} samples, fewer than "
