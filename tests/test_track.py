@@ -7,8 +7,10 @@ import struct
 
 import numpy as np
 import pytest
+import yaml
 
 from sciops import ConfigError
+from sciops.cli import main
 from sciops.data import write_hdf5
 from sciops.track import CSVTracker, TensorBoardTracker, flatten_config, open_trackers
 from sciops.train import config_from_dict, fit
@@ -106,9 +108,14 @@ def _raw(tmp_path, **train):
                       "eval_every": 4, "progress": False, "mesh": {"data": 1}, **train}}
 
 
-def test_fit_writes_tensorboard_and_csv_by_default(tmp_path):
-    res = fit(config_from_dict(_raw(tmp_path)), out=tmp_path / "run")
+def test_fit_writes_tensorboard_and_csv_by_default(tmp_path, capsys):
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(_raw(tmp_path)))
+    assert main(["fit", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "run")]) == 0
     run = tmp_path / "run"
+    # the command ends with what to do next, TensorBoard included
+    out = capsys.readouterr().out
+    assert f"sciops evaluate {run}" in out and f"tensorboard --logdir {tmp_path}" in out
+    final = json.loads((run / "final_metrics.json").read_text())
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     events = read_events(run)
     got = scalars(events)
@@ -117,7 +124,7 @@ def test_fit_writes_tensorboard_and_csv_by_default(tmp_path):
         for k, v in r.items():
             if k not in ("step", "split"):
                 assert got[f"{r['split']}/{k}"][r["step"]] == pytest.approx(v, rel=1e-6)
-    assert got["final/test/l2"][0] == pytest.approx(res.metrics["test"]["l2"], rel=1e-6)
+    assert got["final/test/l2"][0] == pytest.approx(final["test"]["l2"], rel=1e-6)
     # the run's figures as images, the config as text and as a hyper-parameter session
     images = {v.tag: (v.image.height, v.image.width) for e in events for v in e.summary.value
               if v.HasField("image")}

@@ -53,7 +53,21 @@ def _cmd_fit(args) -> int:
     for name, metrics in result.metrics.items():
         print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
                                       if "/" not in k))
+    _print_next_steps(config, result.run_dir)
     return 0
+
+
+def _print_next_steps(config, run_dir: pathlib.Path) -> None:
+    """What a user does with a finished run: evaluate it, roll it out, look at its curves."""
+    from ..models import family
+
+    lines = [f"sciops evaluate {run_dir}   # metrics and figures again (--data FILE: other data)"]
+    if family(config.family).rollout is not None:
+        lines.append(f"sciops rollout {run_dir} --data FILE   # roll the simulator out")
+    if "tensorboard" in config.train.trackers:
+        lines.append(f"tensorboard --logdir {run_dir.parent}   # curves, figures, "
+                     "hyper-parameters (pip install tensorboard)")
+    print("next:\n" + "\n".join(f"  {x}" for x in lines))
 
 
 def _cmd_evaluate(args) -> int:
