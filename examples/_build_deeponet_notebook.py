@@ -86,7 +86,7 @@ plot_fields([Column("truth u", truth, scale="u"), Column("DeepONet u", pred[:, 0
              Column("error u", pred[:, 0] - truth, diverging=True)],
             row_labels=[f"test sample {i} ({fisher.attrs['tasks'][batch['task'][i]]})"
                         for i in range(3)],
-            title="Multi-task DeepONet on held-out Fisher samples", axis_names=("x", "t"))"""),
+            title="Multi-task DeepONet on held-out Fisher samples", axis_names=("x", "t"));"""),
     ("md", """## 2. Darcy on masked geometries: what the mask buys
 
 $-\\Delta u = f$ on square, disk, triangle and L-shaped domains (zero Dirichlet off the mask).
@@ -119,7 +119,7 @@ plot_fields([Column("truth u", truth, scale="u"), Column("DeepONet u", pred[:, 0
              Column("error u", pred[:, 0] - truth, diverging=True)],
             row_labels=[f"test sample {i} ({darcy.attrs['geometries'][sample['geometry'][i]]})"
                         for i in range(4)],
-            title="Masked Darcy: the branch + loss model on held-out samples")"""),
+            title="Masked Darcy: the branch + loss model on held-out samples");"""),
     ("md", """## 3. Transfer to a held-out geometry
 
 Fine-tune only the branch's last layer and the output bias (the rest stays frozen, as

@@ -107,7 +107,7 @@ print(f"held-out force MAE {float(m['forces_mae'].mean()):.3f} eV/Å, "
 plot_parity(tb["forces"], f, quantity="force component", unit="eV/Å",
             title="Held-out forces: model against EMT")
 plot_parity(np.asarray(tb["energy"]) / 32, np.asarray(e) / 32, quantity="energy per atom",
-            unit="eV", title="Held-out energies: model against EMT")"""),
+            unit="eV", title="Held-out energies: model against EMT");"""),
     ("md", """### Equivariance of the trained model
 Rotating (and inverting) a structure rotates its forces: $F(Rx) = R\\,F(x)$."""),
     ("code", """import e3nn_jax as e3nn

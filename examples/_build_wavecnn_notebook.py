@@ -126,7 +126,7 @@ plot_fields([Column("truth u", truth, scale="u", diverging=True)]
             + [Column(f"{name} rollout u", np.asarray(preds[name])[times], scale="u",
                       diverging=True) for name in ("full", "cp-4")],
             row_labels=[f"test trajectory 0, step {t + 1}" for t in times],
-            title="Rollouts of the full and the CP (rank 4) simulator")"""),
+            title="Rollouts of the full and the CP (rank 4) simulator");"""),
     ("md", """The compression study at full size (parameters, FLOPs, memory, training time, 1-step
 and 50-step errors, train/test gap, CPU inference time) is `benchmarks/wavecnn_compression.py`;
 its table is in the benchmarks page."""),

@@ -233,3 +233,22 @@ def test_family_figures_deeponet(tmp_path, checked_figures):
     model = fam.build(cfg, ds, key=jax.random.key(0))
     fam.plot(cfg, model, ds.take(np.arange(3)), tmp_path / "don.png", sample_ids=[0, 1, 2])
     assert len(checked_figures) == 1
+
+
+def test_a_chosen_backend_is_kept():
+    """A notebook's inline backend (MPLBACKEND, as ipykernel sets it) survives the first plot,
+    so figures show in Jupyter; without a choice, figures go to files only (Agg)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sciops.plot as p, matplotlib; p.plot_curves({'a': ([0, 1], [1, 2])}, "
+            "xlabel='x', ylabel='y', title='t'); print(matplotlib.get_backend())")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+                            timeout=120)
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert chosen.stdout.split()[-1] == "module://matplotlib_inline.backend_inline", chosen.stderr
+    assert default.stdout.split()[-1].lower() == "agg", default.stderr

@@ -28,10 +28,15 @@ _METRIC_NAMES = {
 
 
 def pyplot():
-    """`matplotlib.pyplot` with the non-interactive Agg backend (figures are written to files)."""
+    """`matplotlib.pyplot`; the non-interactive Agg backend (figures are written to files)
+    unless a backend was chosen already: by `MPLBACKEND` (a Jupyter kernel sets its inline
+    backend there, so figures show in notebooks) or by importing pyplot first."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
