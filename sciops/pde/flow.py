@@ -64,11 +64,37 @@ def _check_range(name, r, lo=None):
 
 @dataclasses.dataclass(frozen=True)
 class CylinderFlowConfig:
-    """Cylinder-flow generator parameters (lengths in m, times in s).
+    """Vortex shedding past a cylinder in a channel (2-D incompressible Navier-Stokes, P2/P1 FEM).
 
-    The defaults make the CPU training set: one fixed geometry (cylinder of radius 0.05 at
-    (0.3, 0.2) in a 1.6 × 0.41 channel), Re drawn in [100, 200], 24 trajectories of 300 frames
-    recorded every 0.01 s once the shedding has saturated.
+    The keys of `data.generate` / `sciops generate cylinder_flow`, in SI units (lengths in m,
+    times in s), as the DFG benchmark channel. The defaults make the CPU training set: one fixed
+    geometry (cylinder of radius 0.05 at (0.3, 0.2) in a 1.6 × 0.41 channel), Re drawn in
+    [100, 200], 24 trajectories of 300 frames recorded every 0.01 s once the shedding has
+    saturated.
+
+    **Fields:**
+
+    - `n_trajectories` [count]: flows, each with its own Reynolds number (and geometry, if the
+      ranges below are not single values).
+    - `n_steps` [count]: recorded frames per trajectory.
+    - `dt` [s]: time between recorded frames (MeshGraphNets uses 0.01).
+    - `courant` [1]: the solver takes k substeps per frame, k the smallest with the Courant
+      number at the cylinder at most this.
+    - `spinup` [s]: least simulated time before recording (the inflow ramps up in 0.5 s).
+    - `spinup_max` [s]: most simulated time before recording, saturated or not.
+    - `saturation` [1]: the lift amplitude counts as saturated when successive periods agree to
+      this fraction.
+    - `nu` [m²/s]: kinematic viscosity.
+    - `reynolds` [1]: $\\mathrm{Re} = U D/\\nu$ is drawn uniformly from ``[lo, hi]`` per trajectory.
+    - `length`, `height` [m]: the channel.
+    - `radius` [m]: the cylinder radius is drawn uniformly from ``[lo, hi]``.
+    - `center_x`, `center_y` [m]: the cylinder centre is drawn uniformly from these ranges.
+    - `h_min` [m]: element edge length at the cylinder (P2 nodes are twice as dense).
+    - `h_wake` [m]: element edge length in the wake, at most.
+    - `h_max` [m]: element edge length far from the cylinder and its wake.
+    - `seed` [-]: seed of the geometries and Reynolds numbers.
+    - `workers` [count]: processes solving trajectories in parallel (0: one per core).
+    - `xdmf` [-]: also write every trajectory as XDMF next to the HDF5 file.
     """
 
     n_trajectories: int = 24
@@ -142,6 +168,10 @@ class DFG2D2Config(CylinderFlowConfig):
     h_wake: float = 0.02
     h_max: float = 0.05
     workers: int = 1
+
+
+# the preset's keys are the channel flow's: document them once (`sciops generate dfg_2d_2 --help`)
+DFG2D2Config.__doc__ += "\n\n" + CylinderFlowConfig.__doc__[CylinderFlowConfig.__doc__.index("    **Fields:**"):]
 
 
 def _classify_boundary(pts, tri, length, height, tol):
@@ -484,7 +514,23 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
 
 @dataclasses.dataclass(frozen=True)
 class TransportConfig:
-    """Advection–diffusion generator parameters (unit square, solid-body rotation)."""
+    """Advection-diffusion of a Gaussian blob in solid-body rotation on the unit square (P1 FEM).
+
+    The keys of `data.generate` / `sciops generate transport`. Nondimensional: lengths and
+    times have unit 1.
+
+    **Fields:**
+
+    - `n_trajectories` [count]: trajectories, each on its own mesh.
+    - `n_steps` [count]: recorded steps per trajectory.
+    - `dt` [1]: time step of the solver and of the records.
+    - `diffusivity` [1]: $D$.
+    - `omega` [rad per unit time]: rotation rate of the advecting flow.
+    - `sigma` [1]: the initial blob's width is drawn uniformly from ``[lo, hi]``.
+    - `h` [1]: mesh edge length.
+    - `seed` [-]: seed of the meshes and initial blobs.
+    - `xdmf` [-]: also write every trajectory as XDMF next to the HDF5 file.
+    """
 
     n_trajectories: int = 8
     n_steps: int = 100
