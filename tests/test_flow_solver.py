@@ -1,6 +1,8 @@
 """Flow solvers: convergence against exact solutions, exactness on Poiseuille flow, and the
 physical invariants of the generated cylinder-flow and transport data sets."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import integrate
@@ -10,13 +12,16 @@ from sciops.data import read_mesh_dataset, read_xdmf
 from sciops.pde import problem
 from sciops.pde._ns_fem import ProjectionNS
 from sciops.pde.flow import (
+    CylinderFlow,
     CylinderFlowConfig,
+    DFG2D2Config,
     NodeType,
     TransportConfig,
     cylinder_mesh,
     element_mesh,
     lift_saturated,
     saved_cylinder_flow,
+    simulate_cylinder_flow,
     solve_transport,
     square_mesh,
     transport_exact,
@@ -239,3 +244,39 @@ def test_bad_generator_config_is_a_config_error():
         CylinderFlowConfig(center_y=(0.02, 0.2))
     with pytest.raises(ConfigError, match="sigma"):
         TransportConfig(sigma=(0.2, 0.1))
+
+
+def test_dfg_2d_2_preset_is_the_benchmark_geometry():
+    """The preset is Schäfer & Turek's 2D-2 case: channel 2.2 × 0.41, cylinder r = 0.05 at
+    (0.2, 0.2), parabolic inflow of mean 1 (peak 1.5), ν = 1e-3, so Re = U D / ν = 100."""
+    c = dataclasses.replace(DFG2D2Config(), h_min=0.03, h_wake=0.06, h_max=0.1)
+    assert problem("dfg_2d_2").config is DFG2D2Config
+    pts, tri, nt = cylinder_mesh(c.length, c.height, c.center_x[0], c.center_y[0],
+                                 c.radius[0], c.h_min, c.h_max, c.h_wake)
+    np.testing.assert_allclose([pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(),
+                                pts[:, 1].max()], [0, 2.2, 0, 0.41], atol=1e-12)
+    r = np.hypot(pts[nt == NodeType.OBSTACLE, 0] - 0.2, pts[nt == NodeType.OBSTACLE, 1] - 0.2)
+    np.testing.assert_allclose(r, 0.05, rtol=1e-9)
+    u_mean = c.reynolds[0] * c.nu / (2 * c.radius[0])
+    assert u_mean == pytest.approx(1.0)
+    flow = CylinderFlow(pts, tri, c.length, c.height, (0.2, 0.2), 0.05, u_mean, c.nu, c.dt, 1)
+    y = np.linspace(0, 0.41, 101)
+    u = flow.inflow(np.stack([np.zeros_like(y), y], 1), 1.0)[:, 0]
+    assert u.max() == pytest.approx(1.5, rel=1e-3)
+    assert integrate.simpson(u, x=y) / 0.41 == pytest.approx(1.0, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_dfg_2d_2_on_a_coarse_mesh_is_near_the_published_ranges():
+    """DFG 2D-2 on a coarse mesh (~2,600 nodes): the Strouhal number, c_D,max and the lift
+    amplitude within a few per cent of the published 0.295-0.305, 3.22-3.24 and 0.99-1.01
+    (`benchmarks/cylinder_dfg.py dfg` measures them on the preset's mesh)."""
+    c = dataclasses.replace(DFG2D2Config(), h_min=0.02, h_wake=0.04, h_max=0.1, n_steps=120)
+    out = simulate_cylinder_flow(c, 100.0, 0.05, (0.2, 0.2))
+    cl, cd = out["lift_coefficient"], out["drag_coefficient"]
+    assert out["params"]["saturated"] and out["params"]["max_courant"] <= 1.0
+    crossings = np.nonzero(np.diff(np.sign(cl - cl.mean())))[0]
+    strouhal = 0.1 / (2 * np.mean(np.diff(crossings)) * c.dt)
+    assert 0.27 < strouhal < 0.32, strouhal
+    assert 2.9 < cd.max() < 3.4, cd.max()
+    assert 0.7 < (cl.max() - cl.min()) / 2 < 1.2, (cl.max() - cl.min()) / 2
