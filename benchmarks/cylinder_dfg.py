@@ -85,7 +85,7 @@ def run(config: CylinderFlowConfig, reynolds: float, frames: int, continuous: bo
     start, t_sat, j = time.perf_counter(), None, 0
     n_min, n_max = int(round(c.spinup / c.dt)), int(round(c.spinup_max / c.dt))
     while True:
-        if t_sat is None and j >= n_min and (lift_saturated(cl, c.saturation) or j >= n_max):
+        if t_sat is None and j >= n_min and (lift_saturated(np.asarray(cl), c.saturation) or j >= n_max):
             t_sat, cl, cd = j * c.dt, [], []
         if t_sat is not None and len(cl) == frames:
             break

@@ -328,7 +328,7 @@ def saved_cylinder_flow(dataset, position: int) -> CylinderFlow:
 
     attrs = dataset.attrs
     params = attrs.get("trajectory_params", [{}])[position]
-    if attrs.get("problem") != "cylinder_flow" or "n_vertices" not in params:
+    if attrs.get("problem") not in ("cylinder_flow", "dfg_2d_2") or "n_vertices" not in params:
         raise DataError(f"{dataset.name}: not a cylinder_flow data set with P2 node records "
                         "(no trajectory_params.n_vertices)")
     c = attrs["config"]
@@ -404,7 +404,7 @@ def simulate_cylinder_flow(config: CylinderFlowConfig, reynolds: float, radius: 
     t, j, cl_spin, saturated = 0.0, 0, [], False
     n_min, n_max = int(round(c.spinup / c.dt)), int(round(c.spinup_max / c.dt))
     while j < n_max:
-        if j >= n_min and (saturated := lift_saturated(cl_spin, c.saturation)):
+        if j >= n_min and (saturated := lift_saturated(np.asarray(cl_spin), c.saturation)):
             break
         vel, prs = flow.frame(vel, prs, t)
         j += 1
@@ -500,7 +500,8 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
     params = [r["params"] for r in results]
     extra = {k: np.stack([r[k] for r in results]).astype(np.float32)
              for k in ("drag_coefficient", "lift_coefficient")}
-    _write(path, trajectories, "cylinder_flow", c, params,
+    name = "dfg_2d_2" if isinstance(c, DFG2D2Config) else "cylinder_flow"
+    _write(path, trajectories, name, c, params,
            {"velocity": "m/s", "pressure": "m^2/s^2 (kinematic)", "drag_coefficient": "1",
             "lift_coefficient": "1"}, extra=extra,
            generation={"seconds": seconds, "workers": workers,
