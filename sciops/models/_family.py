@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._config import closest
@@ -39,6 +39,8 @@ class Family:
     - `prepare(config, dataset) -> Dataset`: optional; host-side preprocessing applied by the
       driver to every split after `build` (e.g. padded graph fields, edge lists and positional
       encodings of meshes). `build` always sees the raw training split.
+    - `units`: optional; the unit of each metric name (e.g. ``{"forces_mae": "eV/Å"}``), printed
+      beside the values by the CLI.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Family:
     metrics: Callable[..., Any]
     plot: Callable[..., Any] | None = None
     prepare: Callable[..., Any] | None = None
+    units: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 # family name -> module that defines `FAMILIES: dict[str, Family]`. Imported lazily so that a

@@ -8,12 +8,14 @@ from ._family import build, loss, metrics
 from ._neighbors import Graph as Graph
 from ._neighbors import dense_neighbors as dense_neighbors
 from ._neighbors import neighbor_list as neighbor_list
+from ._plots import UNITS
+from ._plots import plot_parity as plot_parity
 from ._potential import EnergyScale as EnergyScale
 from ._potential import TDNPotential as TDNPotential
 from ._potential import energy_forces_stress as energy_forces_stress
 
 FAMILIES = {"mlip": Family(name="mlip", config=MLIPConfig, build=build, loss=loss,
-                           metrics=metrics)}
+                           metrics=metrics, plot=plot_parity, units=UNITS)}
 
 
 def __getattr__(name):
