@@ -4,7 +4,7 @@ Both sides train the same architecture with neuraloperator's Darcy example recip
 24 hidden channels, 4 layers, lifting and projection MLPs of width 48, grid positional
 embedding, no channel MLP (so the parameter counts are equal), AdamW (lr 1e-2, weight decay
 1e-4), cosine annealing stepped per epoch, relative H1 training loss, batch 64, the same
-epochs and the same shuffled batches, on ../shared/data/neuralop-darcy (1000 samples at 16²;
+epochs and the same shuffled batches, on data/neuralop-darcy (1000 samples at 16²;
 tested on 50 samples at 16² and 32², zero-shot at 32²).
 
 Epochs alternate between the two (sciops epoch e, then neuraloperator epoch e) so that both
@@ -29,7 +29,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _pinning import pin_threads, tune_allocator  # noqa: E402
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "neuralop-darcy"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "neuralop-darcy"
 
 
 def _load(data_dir: pathlib.Path):

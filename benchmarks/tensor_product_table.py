@@ -4,8 +4,8 @@ Gaunt product. For each: rank, relative error of the tensor it evaluates, measur
 error, and time per call (jit, CPU) for C = 32 and 128 channels over many edges.
 
 Also fits CP at 7L² to the fused tensor of *all* triangle-admissible paths (irreps of one parity,
-so the antisymmetric couplings are included), for comparison with the errors quoted in
-ANCHORS.md.
+so the antisymmetric couplings are included), for comparison with the earlier CP-ALS errors in
+docs/benchmarks/mlip.md.
 
     nice -n 5 python benchmarks/tensor_product_table.py [--edges 2000] [--lmax 4] [--repeats 5]
 

@@ -1,6 +1,6 @@
 """The same TFNO in sciops (JAX) and in neuraloperator (PyTorch) on neuraloperator's small Darcy set.
 
-Configuration (neuraloperator's `TFNO` defaults with the ANCHORS' documented run): Tucker
+Configuration (neuraloperator 2.0's `TFNO` defaults, as in its documented small-Darcy run): Tucker
 factorization per layer at rank 0.42, 16×16 modes, 32 hidden channels, 4 layers, lifting and
 projection MLPs of 64 channels, a channel MLP (expansion 0.5, soft-gating skip) and a linear skip
 in every layer, grid positional embedding, no domain padding. Both sides get the same
@@ -156,8 +156,8 @@ def neuralop_side(train, tests, epochs_order, lr, threads, seed=0):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2]
-                                              / "shared" / "data" / "neuralop-darcy"))
+    parser.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[1]
+                                              / "data" / "neuralop-darcy"))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-3)

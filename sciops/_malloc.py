@@ -19,7 +19,7 @@ this repository's 2-core CPU machine):
 have an arena keep it: call it before JAX starts computing). The cost is that the process keeps
 its peak heap until it exits. The training driver and the CLI call it; on other C libraries it
 does nothing. Transparent huge pages for the heap can only be asked for before the process
-starts: ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc >= 2.35; docs/benchmarks.md).
+starts: ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc >= 2.35; docs/benchmarks/fno.md).
 """
 
 from __future__ import annotations

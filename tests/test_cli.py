@@ -13,7 +13,7 @@ from sciops.cli import main
 from sciops.data import read_hdf5, write_hdf5
 
 ROOT = pathlib.Path(__file__).parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "neuralop-darcy"
+SHARED = ROOT / "data" / "neuralop-darcy"
 
 
 @pytest.fixture(scope="module")
