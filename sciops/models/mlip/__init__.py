@@ -5,6 +5,9 @@ needs the `mlip` extra (e3nn-jax, ase)."""
 from .._family import Family
 from ._family import MLIPConfig as MLIPConfig
 from ._family import build, loss, metrics
+from ._md import MDResult as MDResult
+from ._md import MDState as MDState
+from ._md import run_md as run_md
 from ._neighbors import Graph as Graph
 from ._neighbors import dense_neighbors as dense_neighbors
 from ._neighbors import neighbor_list as neighbor_list
