@@ -1,24 +1,32 @@
-"""Mesh transformer vs MeshGraphNet on sciops cylinder-flow data, at an equal training budget.
+"""Mesh transformer vs MeshGraphNet on sciops cylinder-flow data, scored by the MeshGraphNets
+protocol beside the persistence and linear-extrapolation baselines.
 
 Every model sees the same training trajectories, the same number of optimizer steps, the same
 sampled batches (trajectory indices, time steps and noise come from the same seeds) and the
-same optimizer (Adam, warmup + cosine decay, clipping). Each is then rolled out
-autoregressively with true boundary conditions over the whole held-out trajectories
-(`sciops.eval` rollout: RMSE after 1 step and pooled over steps 1..10, 1..50 and all). The
-persistence baseline (keep the initial state on the evolving nodes, true boundaries elsewhere)
-is scored with the same formula: a model must beat it to have learned anything.
+same optimizer (Adam, warmup + cosine decay, clipping). Then:
+
+1. **go / no-go**: the teacher-forced one-step velocity RMSE over every frame of (up to 4)
+   TRAINING flows against persistence's; a model whose ratio is above `--go-ratio` (0.5) has
+   not learned the one-step map, and its rollouts are not scored (`--force-rollouts` scores
+   them anyway);
+2. **protocol** on the held-out flows (`sciops.eval.mesh_rollout`): teacher-forced one-step
+   RMSE pooled over every frame; autoregressive rollout-1 / 50 / all from frame 1 with true
+   boundary values; each relative to the inflow speed; persistence and linear extrapolation
+   scored the same way;
+3. a **learning curve**: the teacher-forced one-step RMSE on one held-out flow (every 5th
+   frame) against training time, `--curve-points` times during training.
 
 Models are named presets (`presets()`); run them one per process, one after the other (on a
 shared machine, pinned to one core), then print the table from the saved results:
 
     taskset -c 1 env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false nice -n 5 \
-        python benchmarks/meshformer_cylinder.py --data cyl.h5 --models mgn_small --steps 15000
-    (the same with --models tf_small, then tf_base; --seed 1 --out <other> for a second seed)
+        python benchmarks/meshformer_cylinder.py --data cyl.h5 --models mgn_small --minutes 25
+    (the same with --models tf_base; --seed 1 --out <other> for a second seed)
     python benchmarks/meshformer_cylinder.py --data cyl.h5 --summary
 
-The default of 15,000 steps of batch 1 takes ≈ 31 / 6 / 22 minutes for `mgn_small` /
-`tf_small` / `tf_base` on one core. `--no-rollouts` measures parameters and throughputs only;
-`--noise-std` overrides the training noise of every model (an ablation; default 0.02).
+`--steps N` trains a fixed number of steps; `--minutes M` trains for a wall-clock budget (equal
+wall-clock time is the paper's parity comparison). `--no-rollouts` measures parameters and
+throughputs only; `--noise-std` overrides the training noise of every model.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import json
 import os
 import pathlib
 import time
-import types
 
 _HEADS4 = "1-hop, 2-hop, dilated-2, global"
 
@@ -61,9 +68,54 @@ def presets():
     }
 
 
-def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_every=100):
+def _forced_mse(model, sample, velocity, frames):
+    """Teacher-forced one-step squared errors of the model and of persistence on the evolving
+    nodes' velocity, summed over the given input frames: (model_sse, persistence_sse, count)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    step = eqx.filter_jit(lambda m, s, xs: jax.vmap(lambda x: m.step(s, x)[0])(xs))
+    ev = np.asarray(model.evolving(sample))
+    c = velocity.shape[-1]
+    m_sse = p_sse = 0.0
+    for a in range(0, len(frames), 32):
+        f = frames[a:a + 32]
+        pred = np.asarray(step(model, sample, jnp.asarray(model.state_at(sample, f))))[..., :c]
+        true = velocity[f + 1]
+        m_sse += float(np.sum(((pred - true) ** 2)[:, ev]))
+        p_sse += float(np.sum(((velocity[f] - true) ** 2)[:, ev]))
+    return m_sse, p_sse, len(frames) * int(ev.sum()) * c
+
+
+def one_step_vs_persistence(config, model, ds, rows, stride=1):
+    """Teacher-forced one-step velocity RMSE over every `stride`-th frame of trajectories
+    `rows` (evolving nodes), and persistence's: `(model_rmse, persistence_rmse)`."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sciops.models.meshformer import prepare
+
+    m_sse = p_sse = n = 0.0
+    for i in rows:
+        sample = {k: jnp.asarray(v[0]) for k, v in prepare(config, ds.subset([i])).take([0]).items()}
+        vel = np.asarray(sample["velocity"], np.float32)
+        frames = np.arange(0, vel.shape[0] - 1, stride)
+        a, b, c = _forced_mse(model, sample, vel, frames)
+        m_sse, p_sse, n = m_sse + a, p_sse + b, n + c
+    return float(np.sqrt(m_sse / n)), float(np.sqrt(p_sse / n))
+
+
+def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_every=100,
+          minutes=None, curve=None, curve_points=8):
     """Train one model; returns (model, family, info). Batches are drawn from `seed` only, so
-    two models trained with the same arguments see the same samples, times and noise."""
+    two models trained with the same arguments see the same samples, times and noise.
+
+    `minutes` (if given) stops training at that wall-clock budget (the schedule is laid out
+    over `steps`, so give a `steps` the budget roughly reaches); `curve = (dataset, row)`
+    records the teacher-forced one-step RMSE on that flow `curve_points` times (the time it
+    takes is not counted as training time)."""
     import equinox as eqx
     import jax
     import numpy as np
@@ -95,26 +147,46 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     batch = data.take(np.arange(batch_size) % len(data))
     jax.block_until_ready(step(params, state, batch, key))
     compile_s = time.perf_counter() - t_start
+    budget = None if minutes is None else 60.0 * minutes
+    marks = (set(np.linspace(0, steps, curve_points + 1).astype(int)[1:].tolist())
+             if curve is not None else set())
     t0 = time.perf_counter()
-    losses, window = [], []
+    paused = 0.0
+    losses, window, curve_rows = [], [], []
+    done = 0
     for i in range(steps):
         batch = data.take(rng.choice(len(data), batch_size, replace=len(data) < batch_size))
         key, k = jax.random.split(key)
         params, state, value = step(params, state, batch, k)
         window.append(value)
-        if (i + 1) % log_every == 0 or i == steps - 1:
-            losses.append((i + 1, float(np.mean(jax.device_get(window)))))
+        done = i + 1
+        elapsed = time.perf_counter() - t0 - paused
+        over = budget is not None and elapsed > budget
+        if done % log_every == 0 or done == steps or over:
+            losses.append((done, float(np.mean(jax.device_get(window)))))
             window = []
-            print(f"  step {i + 1}: loss {losses[-1][1]:.4f}, "
-                  f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
+            print(f"  step {done}: loss {losses[-1][1]:.4f}, {elapsed:.0f} s, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+        if curve is not None and (done in marks or done == steps or over):
+            jax.block_until_ready(params)
+            tc = time.perf_counter()
+            m_rmse, p_rmse = one_step_vs_persistence(config, eqx.combine(params, static),
+                                                     curve[0], [curve[1]], stride=5)
+            curve_rows.append({"step": done, "train_s": elapsed, "one_step": m_rmse,
+                               "persistence": p_rmse, "loss": losses[-1][1] if losses else None})
+            print(f"  curve: step {done}, {elapsed:.0f} s: one-step {m_rmse:.4g} "
+                  f"(persistence {p_rmse:.4g})", flush=True)
+            paused += time.perf_counter() - tc
+        if over:
+            break
     jax.block_until_ready(params)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0 - paused
     model = eqx.combine(params, static)
     n_params = sum(x.size for x in jax.tree.leaves(eqx.filter(model.net, eqx.is_array)))
     return model, fam, {"params": int(n_params), "train_s": elapsed, "compile_s": compile_s,
-                        "s_per_step": elapsed / max(steps, 1),
-                        "train_node_steps_per_s": steps * batch_size * n_nodes / elapsed,
-                        "losses": losses}
+                        "steps_done": done, "s_per_step": elapsed / max(done, 1),
+                        "train_node_steps_per_s": done * batch_size * n_nodes / elapsed,
+                        "losses": losses, "learning_curve": curve_rows}
 
 
 def _inference_throughput(config, model, one, repeats=10):
@@ -137,150 +209,135 @@ def _inference_throughput(config, model, one, repeats=10):
     return float(sample["node_mask"].sum()) / float(np.median(times))
 
 
-def _summary(mse):
-    """As `sciops.eval` reports a rollout: 1 step, pooled over 1..10, 1..50 and all steps."""
-    import numpy as np
+def _test_file(ds, rows, path):
+    """The held-out trajectories as their own mesh data set (units kept), for the rollout."""
+    from sciops.data import mesh_field, write_mesh_dataset
 
-    out = {"1step": float(np.sqrt(mse[0]))}
-    for h in (10, 50):
-        if len(mse) >= h:
-            out[f"rollout{h}"] = float(np.sqrt(np.mean(mse[:h])))
-    out["rollout_all"] = float(np.sqrt(np.mean(mse)))
-    return out
-
-
-def persistence(ds, test_rows, evolving_types=(0, 5)):
-    """Rollout metrics of 'nothing moves': the state at step 0 on the evolving nodes, the true
-    boundary values elsewhere; pressure held at step 0. Means over the test trajectories."""
-    import numpy as np
-
-    per = {"velocity": [], "pressure": []}
-    for i in test_rows:
-        s = {k: np.asarray(v[0]) for k, v in ds.take([i]).items()}
-        m = s["node_mask"]
-        ev = np.isin(s["node_type"], evolving_types)[m]
-        v = s["velocity"][:, m].astype(np.float64)
-        pred = np.where(ev[None, :, None], v[:1], v)
-        per["velocity"].append(_summary(np.mean((pred[1:] - v[1:]) ** 2, axis=(1, 2))))
-        p = s["pressure"][:, m].astype(np.float64)
-        per["pressure"].append(_summary(np.mean((p[1:] - p[:1]) ** 2, axis=(1, 2))))
-    return {f"{f}_{k}": float(np.mean([r[k] for r in rs])) for f, rs in per.items()
-            for k in rs[0]}
+    units = {k: str(a["units"]) for k, a in ds.field_attrs.items() if "units" in a}
+    if not path.is_file():
+        write_mesh_dataset(path, [mesh_field(ds, i) for i in rows], attrs={"dt": ds.attrs.get("dt")},
+                           units=units)
+    return path
 
 
 def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, seed=0,
-              noise_std=None):
+              noise_std=None, minutes=None, go_ratio=0.5, force_rollouts=False, curve_points=8):
+    import types
+
     import equinox as eqx
-    import numpy as np
 
     from sciops.data import read_mesh_dataset
-    from sciops.eval._mesh_rollout import rollout
+    from sciops.eval import mesh_rollout
 
     family, cfg, desc = presets()[name]
     if noise_std is not None:  # an ablation of the training noise (default: the preset's 0.02)
         cfg = dataclasses.replace(cfg, noise_std=noise_std)
     path = pathlib.Path(data)
+    out = pathlib.Path(out)
     ds = read_mesh_dataset(path)
-    train_ds = ds.subset(slice(0, len(ds) - n_test))
+    n_train = len(ds) - n_test
+    train_ds = ds.subset(slice(0, n_train))
     load0 = os.getloadavg()
-    model, fam, info = train(family, cfg, train_ds, steps, batch_size, lr, seed)
+    model, fam, info = train(family, cfg, train_ds, steps, batch_size, lr, seed,
+                             minutes=minutes, curve=(ds, n_train), curve_points=curve_points)
     info.update(name=name, description=desc, family=family, steps=steps, batch_size=batch_size,
-                lr=lr, seed=seed, noise_std=cfg.noise_std, n_train=len(ds) - n_test,
-                n_test=n_test, data=str(path), load_before=load0, load_after_training=os.getloadavg())
-    pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+                lr=lr, seed=seed, noise_std=cfg.noise_std, n_train=n_train, minutes=minutes,
+                n_test=n_test, data=str(path), load_before=load0,
+                load_after_training=os.getloadavg())
+    out.mkdir(parents=True, exist_ok=True)
     # the trained model, for later evaluation: rebuild with `presets()[name]` and
     # `eqx.tree_deserialise_leaves(path, like)`
-    eqx.tree_serialise_leaves(pathlib.Path(out) / f"{name}.eqx", model)
+    eqx.tree_serialise_leaves(out / f"{name}.eqx", model)
     info["inference_node_steps_per_s"] = _inference_throughput(cfg, model, ds.subset([len(ds) - 1]))
-    if rollouts:
-        run = types.SimpleNamespace(config=types.SimpleNamespace(model=cfg), model=model, family=fam)
-        test_dir = path.with_name(path.stem + "_xdmf")
-        rmse = []
+    # go / no-go: the one-step map on the training flows must be well below persistence
+    m1, p1 = one_step_vs_persistence(cfg, model, ds, range(min(4, n_train)))
+    info.update(train_one_step=m1, train_one_step_persistence=p1, go_ratio=go_ratio,
+                go=m1 < go_ratio * p1)
+    print(f"{name}: go/no-go: teacher-forced one-step on training flows {m1:.4g} vs "
+          f"persistence {p1:.4g} (ratio {m1 / p1:.3f}, threshold {go_ratio}): "
+          f"{'GO' if info['go'] else 'NO-GO'}", flush=True)
+    if rollouts and (info["go"] or force_rollouts):
+        run = types.SimpleNamespace(config=types.SimpleNamespace(model=cfg), model=model,
+                                    family=fam)
+        test = _test_file(ds, range(n_train, len(ds)), out / "test_flows.h5")
         t0 = time.perf_counter()
-        for i in range(len(ds) - n_test, len(ds)):
-            xdmf = test_dir / f"traj_{i:03d}.xdmf"
-            res = rollout(run, xdmf, out_dir=pathlib.Path(out) / name / f"traj_{i:03d}",
-                          progress=False)
-            rmse.append(res["trajectories"][xdmf.stem])
+        res = mesh_rollout(run, test, out_dir=out / name, progress=False, animation=True)
         info["rollout_s_incl_compile_io"] = time.perf_counter() - t0
-        for f in ("velocity", "pressure"):
-            for k in ("1step", "rollout10", "rollout50", "rollout_all"):
-                vals = [r[f][k] for r in rmse if k in r[f]]
-                info[f"{f}_{k}"] = float(np.mean(vals)) if vals else float("nan")
-            info[f"{f}_per_trajectory"] = [r[f] for r in rmse]
+        info["protocol"] = res["mean"]
+        info["protocol_per_trajectory"] = res["trajectories"]
+        print(res["table"], flush=True)
     info["load_after"] = os.getloadavg()
-    pathlib.Path(out).mkdir(parents=True, exist_ok=True)
-    (pathlib.Path(out) / f"{name}.json").write_text(json.dumps(info, indent=2))
-    print(name, json.dumps({k: v for k, v in info.items() if k != "losses"}), flush=True)
+    (out / f"{name}.json").write_text(json.dumps(info, indent=2))
+    print(name, json.dumps({k: v for k, v in info.items()
+                            if k not in ("losses", "protocol_per_trajectory")}), flush=True)
     return info
 
 
-def summary(data, n_test, out):
-    """The table of every `<out>/<model>.json`, with persistence, as markdown."""
-    from sciops.data import read_mesh_dataset
+_ROWS = ("one_step", "rollout1", "rollout50", "rollout_all")
 
-    ds = read_mesh_dataset(data)
-    pers = persistence(ds, range(len(ds) - n_test, len(ds)))
-    res = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(out).glob("*.json"))
+
+def summary(data, n_test, out):
+    """The markdown table of every `<out>/<model>.json`, each model beside the persistence
+    and linear-extrapolation baselines (read from the same rollout), and the learning curves."""
+    out = pathlib.Path(out)
+    res = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))
            if p.stem in presets()}
     names = list(res)
-    keys = ["velocity_1step", "velocity_rollout10", "velocity_rollout50", "velocity_rollout_all",
-            "pressure_1step", "pressure_rollout_all"]
-    lines = ["| | " + " | ".join(names) + " | persistence |",
-             "|---|" + "---:|" * (len(names) + 1)]
-    lines.append("| parameters | " + " | ".join(f"{res[n]['params']:,}" for n in names) + " | 0 |")
-    for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"{res[n].get(k, float('nan')):.4g}" for n in names)
-                     + f" | {pers[k]:.4g} |")
+    scored = [n for n in names if "protocol" in res[n]]
+    base = res[scored[0]]["protocol"] if scored else None
+    cols = names + (["persistence", "linear extrap."] if base else [])
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines.append("| parameters | " + " | ".join(f"{res[n]['params']:,}" for n in names)
+                 + (" | 0 | 0 |" if base else " |"))
+    fields = list(base["model"]) if base else []
+    for f in fields:
+        for k in _ROWS:
+            for key in (k, f"{k}_rel"):
+                if key not in base["model"][f]:
+                    continue
+                vals = [res[n]["protocol"]["model"][f].get(key) if n in scored else None
+                        for n in names]
+                vals += [base["persistence"][f].get(key), base["linear_extrapolation"][f].get(key)]
+                lines.append(f"| {f} {key} | " + " | ".join(
+                    "n/a" if v is None else f"{v:.4g}" for v in vals) + " |")
+        k = "rollout_all"
+        lines.append(f"| {f} rollout_all / persistence | " + " | ".join(
+            f"{res[n]['protocol']['model'][f][k] / base['persistence'][f][k]:.3f}"
+            if n in scored else "n/a" for n in names) + " | 1 | "
+            + f"{base['linear_extrapolation'][f][k] / base['persistence'][f][k]:.3g} |")
+    pad = " | | |" if base else " |"
+    lines.append("| go/no-go: one-step on training flows / persistence | " + " | ".join(
+        f"{res[n]['train_one_step'] / res[n]['train_one_step_persistence']:.3f} "
+        f"({'GO' if res[n]['go'] else 'NO-GO'})" for n in names) + pad)
     for k, fmt in (("train_node_steps_per_s", ".0f"), ("inference_node_steps_per_s", ".0f"),
-                   ("s_per_step", ".3f"), ("train_s", ".0f")):
-        lines.append(f"| {k} | " + " | ".join(format(res[n][k], fmt) for n in names) + " | |")
+                   ("s_per_step", ".3f"), ("steps_done", "d"), ("train_s", ".0f")):
+        lines.append(f"| {k} | " + " | ".join(format(res[n][k], fmt) for n in names) + pad)
     lines.append("| final loss (mean of last window) | "
-                 + " | ".join(f"{res[n]['losses'][-1][1]:.4f}" for n in names) + " | |")
+                 + " | ".join(f"{res[n]['losses'][-1][1]:.4f}" for n in names) + pad)
     lines.append("| load before → after | " + " | ".join(
-        f"{res[n]['load_before'][0]:.1f} → {res[n]['load_after'][0]:.1f}" for n in names) + " | |")
-    lines += ["", per_step_table(ds, n_test, out, names)]
+        f"{res[n]['load_before'][0]:.1f} → {res[n]['load_after'][0]:.1f}" for n in names) + pad)
+    lines += ["", "Learning curves (teacher-forced one-step velocity RMSE on the first held-out "
+              "flow, every 5th frame; persistence in brackets):", "",
+              "| model | " + " | ".join(["training s → one-step"] * 1) + " |", "|---|---|"]
+    for n in names:
+        lines.append(f"| {n} | " + ", ".join(
+            f"{r['train_s']:.0f} s → {r['one_step']:.4g}" for r in res[n]["learning_curve"])
+            + (f" ({res[n]['learning_curve'][-1]['persistence']:.4g})"
+               if res[n]["learning_curve"] else "") + " |")
     text = "\n".join(lines)
     print(text)
-    print("persistence:", json.dumps(pers))
-    return res, pers
+    return res
 
 
-def per_step_table(ds, n_test, out, names, steps=(1, 5, 10, 20, 50, 100, 149)):
-    """Velocity RMSE at single rollout steps (not pooled), per held-out trajectory, read from
-    the rollouts' `rmse_per_step.csv`; persistence computed as in `persistence`."""
-    import csv
-
-    import numpy as np
-
-    lines = ["| velocity RMSE at step | " + " | ".join(str(s) for s in steps) + " |",
-             "|---|" + "---:|" * len(steps)]
-    for i in range(len(ds) - n_test, len(ds)):
-        s = {k: np.asarray(v[0]) for k, v in ds.take([i]).items()}
-        m = s["node_mask"]
-        ev = np.isin(s["node_type"], (0, 5))[m]
-        v = s["velocity"][:, m].astype(np.float64)
-        pers = np.sqrt(np.mean((np.where(ev[None, :, None], v[:1], v) - v) ** 2, axis=(1, 2)))
-        rows = {"persistence": {t: pers[t] for t in range(1, len(pers))}}
-        for n in names:
-            f = pathlib.Path(out) / n / f"traj_{i:03d}" / "rmse_per_step.csv"
-            if f.is_file():
-                with f.open() as fh:
-                    rows[n] = {int(r["step"]): float(r["velocity"]) for r in csv.DictReader(fh)}
-        for n, r in rows.items():
-            lines.append(f"| traj {i}, {n} | " + " | ".join(
-                f"{r[t]:.4f}" if t in r else "" for t in steps) + " |")
-    return "\n".join(lines)
-
-
-def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 15000, batch_size: int = 1,
+def main(models=("mgn_small", "tf_base"), steps: int = 15000, batch_size: int = 1,
          lr: float = 1e-3, data: str = "data/cache/bench_cylinder_flow.h5", n_test: int = 2,
          out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0,
-         noise_std: float | None = None, n_trajectories: int = 10):
+         noise_std: float | None = None, n_trajectories: int = 10, minutes: float | None = None,
+         go_ratio: float = 0.5, force_rollouts: bool = False, curve_points: int = 8):
     """Train and score each preset in `models` (one after the other), then print the table.
 
-    A missing `data` file is generated first: `n_trajectories` coarse cylinder flows (solver
-    seed 0, so a larger set starts with the same flows as a smaller one)."""
+    A missing `data` file is generated first: `n_trajectories` cylinder flows (solver seed 0,
+    so a larger set starts with the same flows as a smaller one)."""
     path = pathlib.Path(data)
     if not path.is_file():
         from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow
@@ -289,21 +346,29 @@ def main(models=("mgn_small", "tf_small", "tf_base"), steps: int = 15000, batch_
                                                   spinup=1.0, h_min=0.02, h_max=0.05),
                                path, progress=True)
     for name in models:
-        run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed, noise_std)
+        run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed, noise_std,
+                  minutes, go_ratio, force_rollouts, curve_points)
     return summary(path, n_test, out) if rollouts else None
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mgn_small,tf_small,tf_base",
+    p.add_argument("--models", default="mgn_small,tf_base",
                    help="comma-separated presets: " + ", ".join(presets()))
     p.add_argument("--steps", type=int, default=15000)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this many minutes (equal wall-clock budgets)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise-std", type=float, default=None,
                    help="training input noise on fluid nodes (default: the preset's, 0.02)")
+    p.add_argument("--go-ratio", type=float, default=0.5,
+                   help="score rollouts only if the training flows' one-step RMSE is below this "
+                   "fraction of persistence's (default 0.5)")
+    p.add_argument("--force-rollouts", action="store_true", help="score rollouts after a NO-GO")
+    p.add_argument("--curve-points", type=int, default=8, help="learning-curve points")
     p.add_argument("--data", default="data/cache/bench_cylinder_flow.h5")
     p.add_argument("--n-test", type=int, default=2, help="the last N trajectories are held out")
     p.add_argument("--n-trajectories", type=int, default=10,
@@ -316,4 +381,5 @@ if __name__ == "__main__":
         summary(a.data, a.n_test, a.out)
     else:
         main(tuple(a.models.split(",")), a.steps, a.batch_size, a.lr, a.data, a.n_test, a.out,
-             not a.no_rollouts, a.seed, a.noise_std, a.n_trajectories)
+             not a.no_rollouts, a.seed, a.noise_std, a.n_trajectories, a.minutes, a.go_ratio,
+             a.force_rollouts, a.curve_points)

@@ -89,14 +89,16 @@ print(f"loss: first {losses[0]:.3f}, last {np.mean(losses[-5:]):.3f}")"""),
     ("md", """## Rollout
 
 `sciops rollout RUN --data FILE` does the same from a run folder; here the run is assembled
-in memory. It writes the predicted trajectory as XDMF, per-step RMSE as CSV/JSON, an
-error-vs-step plot and truth / prediction / error snapshots."""),
+in memory. It scores the model by the MeshGraphNets protocol (teacher-forced one-step error over
+every frame, rollout-1/50/all) beside persistence and linear extrapolation, and writes the
+predicted trajectory as XDMF, per-step RMSE as CSV/JSON, an error-vs-step plot, truth /
+prediction / error snapshots and an animation."""),
     ("code", """import types
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout
 run = types.SimpleNamespace(config=types.SimpleNamespace(model=config), model=model, family=family)
 held_out = work / "cylinder_xdmf" / f"traj_{N_TRAJECTORIES - 1:03d}.xdmf"
-res = rollout(run, held_out, out_dir=work / "rollout", progress=False)
-print({f: {k: round(v, 4) for k, v in m.items()} for f, m in res["mean"].items()})
+res = mesh_rollout(run, held_out, out_dir=work / "rollout", progress=False)
+print(res["table"])  # the model beside persistence and linear extrapolation
 print(sorted(p.name for p in (work / "rollout").iterdir()))"""),
     ("code", """from IPython.display import Image, display
 display(Image(filename=str(work / "rollout" / "rmse_vs_step.png")))

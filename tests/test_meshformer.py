@@ -216,6 +216,37 @@ def test_loss_scores_output_fields_on_every_node(data, getkey):
     err_out_ev = np.mean((pred[ev, 1] - t_out[ev, 0]) ** 2)
     np.testing.assert_allclose(float(value), 0.5 * (err_state + err_out_all), rtol=1e-5)
     assert abs(err_out_all - err_out_ev) > 1e-2 * err_out_all  # the two rules differ here
+    # the output fields' own weight: (err_state + w err_out) / (1 + w); 0 drops them
+    for w in (0.0, 0.25):
+        cw = dataclasses.replace(cfg, output_loss_weight=w)
+        v, _ = fam.loss(cw, model, batch, key=getkey())
+        np.testing.assert_allclose(float(v), (err_state + w * err_out_all) / (1 + w), rtol=1e-5)
+    with pytest.raises(ConfigError, match="output_loss_weight"):
+        dataclasses.replace(cfg, output_loss_weight=-1.0)
+
+
+def test_normalisers_see_the_noisy_inputs(data, getkey):
+    """With training noise sigma on the fluid nodes, the input normaliser's variance is the
+    data's plus sigma^2 times the fluid share of the nodes, and the target (change) normaliser
+    sees the noise-correcting targets x^{t+1} - (x^t + noise): on a field constant in time
+    its variance is sigma^2 times the fluid share of the evolving nodes."""
+    s = _one(data, 0)
+    s["concentration"] = np.broadcast_to(s["concentration"][:1], s["concentration"].shape).copy()
+    raw = _as_ds([s])
+    sigma = 0.3
+    cfg = dataclasses.replace(MGN, noise_std=sigma)
+    model = FAMILIES["meshgraphnet"].build(cfg, raw, key=getkey())
+    real = s["node_mask"]
+    fluid = real & (s["node_type"] == 0)
+    x = s["concentration"][0, real, 0].astype(np.float64)
+    share = fluid.sum() / real.sum()
+    want = np.sqrt(x.var() + sigma**2 * share)
+    np.testing.assert_allclose(float(model.state_norm.std[0]), want, rtol=0.05)
+    ev = np.asarray(model.evolving(s))
+    np.testing.assert_allclose(float(model.delta_norm.std[0]),
+                               sigma * np.sqrt(fluid.sum() / ev.sum()), rtol=0.05)
+    clean = FAMILIES["meshgraphnet"].build(MGN, raw, key=getkey())  # no noise: no change
+    assert float(clean.delta_norm.std[0]) < 1e-6
 
 
 def test_one_step_metric_imposes_boundary_values(data, models):

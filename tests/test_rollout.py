@@ -11,6 +11,14 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import MeshField, read_mesh_dataset, read_xdmf, write_xdmf
+from sciops.eval._mesh_metrics import (
+    baseline_one_step,
+    baseline_rollout,
+    inflow_speed,
+    relative_scale,
+    rmse_table,
+    step_mse,
+)
 from sciops.eval._mesh_rollout import rollout
 from sciops.models.meshformer import FAMILIES, MeshGraphNetConfig
 from sciops.pde.flow import NodeType, TransportConfig, generate_transport
@@ -37,48 +45,163 @@ def test_rollout_files_and_metrics(setup, tmp_path):
     res = rollout(run, xdmf, out_dir=tmp_path, progress=False)
     truth = read_xdmf(xdmf)
     pred = read_xdmf(tmp_path / "traj_000_prediction.xdmf")
-    assert list(pred.fields) == ["concentration"] and pred.n_times == truth.n_times
-    c_t, c_p = np.asarray(truth.fields["concentration"]), np.asarray(pred.fields["concentration"])
+    # autoregressive from frame 1 (the default start) over the 8 remaining frames
+    assert list(pred.fields) == ["concentration"] and pred.n_times == truth.n_times - 1
+    c_t = np.asarray(truth.fields["concentration"])[1:]
+    c_p = np.asarray(pred.fields["concentration"])
     np.testing.assert_array_equal(c_p[0], c_t[0])
+    np.testing.assert_allclose(np.asarray(pred.times), np.asarray(truth.times)[1:], atol=1e-6)
     nt = np.asarray(truth.node_type)
     boundary = nt == NodeType.WALL_BOUNDARY
     np.testing.assert_array_equal(c_p[:, boundary], c_t[:, boundary])  # boundary = truth
     assert np.abs(c_p[1:, ~boundary] - c_t[1:, ~boundary]).max() > 0  # the model did predict
     # metrics recomputed from the written files
     mse = np.mean((c_p[1:] - c_t[1:]) ** 2, axis=(1, 2))
-    m = json.loads((tmp_path / "metrics.json").read_text())["trajectories"]["traj_000"]["concentration"]
-    np.testing.assert_allclose(m["1step"], np.sqrt(mse[0]), rtol=1e-5)
-    np.testing.assert_allclose(m["rollout_all"], np.sqrt(mse.mean()), rtol=1e-5)
-    assert "rollout10" not in m and m["steps"] == 8  # only 8 steps of truth
+    m = json.loads((tmp_path / "metrics.json").read_text())["trajectories"]["traj_000"]
+    mm = m["model"]["concentration"]
+    np.testing.assert_allclose(mm["rollout1"], np.sqrt(mse[0]), rtol=1e-5)
+    np.testing.assert_allclose(mm["rollout_all"], np.sqrt(mse.mean()), rtol=1e-5)
+    assert "rollout50" not in mm and mm["steps"] == 7  # only 7 steps of truth after frame 1
+    # persistence from frame 1, recomputed
+    full = np.asarray(truth.fields["concentration"], np.float64)
+    pers = np.where(boundary[None, :, None], full[2:], full[1])
+    np.testing.assert_allclose(m["persistence"]["concentration"]["rollout_all"],
+                               np.sqrt(np.mean((pers - full[2:]) ** 2)), rtol=1e-6)
     with open(tmp_path / "rmse_per_step.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 8
+    assert len(rows) == 7
     np.testing.assert_allclose([float(r["concentration"]) for r in rows], np.sqrt(mse), rtol=1e-5)
+    assert {"concentration_persistence", "concentration_linear_extrapolation"} <= set(rows[0])
     assert (tmp_path / "rmse_vs_step.png").stat().st_size > 1000
     assert len(list(tmp_path.glob("traj_000_snapshot_concentration_step*.png"))) == 3
-    assert res["mean"]["concentration"]["rollout_all"] == m["rollout_all"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "traj_000_rollout.gif") as gif:
+        assert gif.n_frames == 8  # frames 1..8 of the rollout
+    assert res["mean"]["model"]["concentration"]["rollout_all"] == mm["rollout_all"]
+    for method in ("model", "persistence", "linear_extrapolation"):
+        assert "concentration  rollout_all" in res["table"]
+        assert method in res["table"].splitlines()[0]
+    # one mesh block in the XDMF: the temporal collection only, no separate mesh grid
+    text = (tmp_path / "traj_000_prediction.xdmf").read_text()
+    assert text.count('GridType="Collection"') == 1 and text.count('GridType="Uniform"') == 8
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no work folder left
 
 
 def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
     root, path, run = setup
-    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False)
-    tf = rollout(run, path, mode="teacher-forced", out_dir=tmp_path / "tf", progress=False)
+    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, animation=False)
+    tf = rollout(run, path, mode="teacher-forced", start=0, out_dir=tmp_path / "tf",
+                 progress=False, animation=False)
     assert set(ar["trajectories"]) == {"traj_000", "traj_001"}
     for name in ar["trajectories"]:
-        a, t = ar["trajectories"][name]["concentration"], tf["trajectories"][name]["concentration"]
-        assert a["1step"] == pytest.approx(t["1step"], rel=1e-6)  # identical first step
-        assert t["rollout_all"] != a["rollout_all"]
-    hold = rollout(run, path, boundary="hold", steps=15, out_dir=tmp_path / "hold", progress=False)
+        a = ar["trajectories"][name]["model"]["concentration"]
+        t = tf["trajectories"][name]["model"]["concentration"]
+        assert a["one_step"] == pytest.approx(t["one_step"], rel=1e-6)  # always all frames
+        assert t["steps"] == 8 and a["steps"] == 7
+    # the written teacher-forced prediction: frame 0, then one-step predictions of 1..8, whose
+    # pooled RMSE is the one_step metric
+    truth = read_mesh_dataset(path)
+    c_t = np.asarray(truth.take([1])["concentration"][0], np.float64)
+    c_p = np.asarray(read_xdmf(tmp_path / "tf" / "traj_001_prediction.xdmf")
+                     .fields["concentration"], np.float64)
+    np.testing.assert_allclose(tf["trajectories"]["traj_001"]["model"]["concentration"]
+                               ["one_step"], np.sqrt(np.mean((c_p[1:] - c_t[1:]) ** 2)),
+                               rtol=1e-5)
+    hold = rollout(run, path, boundary="hold", steps=15, out_dir=tmp_path / "hold",
+                   progress=False, animation=False)
     pred = read_xdmf(tmp_path / "hold" / "traj_001_prediction.xdmf")
     c = np.asarray(pred.fields["concentration"])
     assert c.shape[0] == 16  # beyond the 9 true frames
     boundary = np.asarray(pred.node_type) == NodeType.WALL_BOUNDARY
     np.testing.assert_array_equal(c[:, boundary], np.broadcast_to(c[0, boundary], c[:, boundary].shape))
-    assert hold["trajectories"]["traj_001"]["concentration"]["steps"] == 8  # metrics: truth only
-    with pytest.raises(ConfigError, match="teacher forcing"):
-        rollout(run, path, mode="teacher-forced", steps=20, out_dir=tmp_path / "x", progress=False)
+    assert hold["trajectories"]["traj_001"]["model"]["concentration"]["steps"] == 7  # truth only
     with pytest.raises(ConfigError, match="--mode"):
         rollout(run, path, mode="forced", out_dir=tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="--start"):
+        rollout(run, path, start=-1, out_dir=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_baselines_analytic_through_rollout(setup, tmp_path):
+    """On a field linear in time, c = 0.5 t (1 + x): persistence's one-step RMSE is
+    0.5 dt sqrt(mean over nodes of e_i (1 + x_i)^2) (e_i = 1 on evolving nodes), its rollout
+    error at step k is k times that; linear extrapolation is exact."""
+    root, path, run = setup
+    m = read_xdmf(root / "transport_xdmf" / "traj_000.xdmf")
+    x = np.asarray(m.points, np.float64)[:, 0]
+    times = np.arange(12) * 0.1
+    c = (0.5 * times[:, None] * (1 + x[None]))[..., None]
+    write_xdmf(tmp_path / "lin.xdmf", MeshField(np.asarray(m.points), dict(m.cells),
+                                                {"concentration": c}, np.asarray(m.node_type),
+                                                times))
+    res = rollout(run, tmp_path / "lin.xdmf", out_dir=tmp_path / "o", progress=False,
+                  animation=False, inflow=2.0)
+    r = res["trajectories"]["lin"]
+    ev = np.asarray(m.node_type) == NodeType.NORMAL
+    a = 0.5 * 0.1 * np.sqrt(np.mean(ev * (1 + x) ** 2))
+    p = r["persistence"]["concentration"]
+    assert p["one_step"] == pytest.approx(a, rel=1e-6)
+    assert p["rollout1"] == pytest.approx(a, rel=1e-6)
+    k = np.arange(1, 11)  # 10 steps from frame 1
+    assert p["rollout_all"] == pytest.approx(a * np.sqrt(np.mean(k**2)), rel=1e-6)
+    assert p["steps"] == 10
+    lin = r["linear_extrapolation"]["concentration"]
+    assert lin["rollout_all"] == pytest.approx(0, abs=1e-12)
+    # one-step: exact except the first frame, which has no predecessor (persistence there)
+    assert lin["one_step"] == pytest.approx(a / np.sqrt(11), rel=1e-6)
+    assert "one_step_rel" not in p  # a scalar that is not pressure has no relative error
+    assert r["inflow_speed"] == 2.0
+
+
+def test_baseline_functions():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(6, 4, 2))
+    ev = np.array([True, True, False, True])
+    p1 = baseline_one_step(truth, ev, "persistence")
+    np.testing.assert_array_equal(p1[:, ev], truth[:-1, ev])
+    np.testing.assert_array_equal(p1[:, ~ev], truth[1:, ~ev])
+    l1 = baseline_one_step(truth, ev, "linear_extrapolation")
+    np.testing.assert_allclose(l1[2, ev], 2 * truth[2, ev] - truth[1, ev])
+    pr = baseline_rollout(truth, ev, "persistence", 2, 5)  # past the truth: last frame held
+    np.testing.assert_array_equal(pr[:, ev], np.broadcast_to(truth[2, ev], (5, 3, 2)))
+    np.testing.assert_array_equal(pr[-1, ~ev], truth[5, ~ev])
+    lr = baseline_rollout(truth, ev, "linear_extrapolation", 2, 3)
+    np.testing.assert_allclose(lr[2, ev], truth[2, ev] + 3 * (truth[2, ev] - truth[1, ev]))
+    # per-channel masks (output fields predicted everywhere)
+    where = np.stack([ev, np.ones(4, bool)], 1)
+    np.testing.assert_array_equal(baseline_one_step(truth, where, "persistence")[:, 2, 1],
+                                  truth[:-1, 2, 1])
+    # a sine: persistence's one-step MSE is mean over t of (sin w(t+1) - sin wt)^2
+    t = np.arange(40) * 0.1
+    s = np.sin(3 * t)[:, None, None]
+    mse = step_mse(baseline_one_step(s, np.ones(1, bool), "persistence"), s[1:], ["u"], [1])
+    tab = rmse_table(mse["u"], mse["u"][:5], scale=0.5)
+    assert tab["one_step"] == pytest.approx(np.sqrt(np.mean(np.diff(np.sin(3 * t)) ** 2)))
+    assert tab["one_step_rel"] == pytest.approx(tab["one_step"] / 0.5)
+    assert tab["steps"] == 5 and "rollout50" not in tab
+    # inflow speed: the INFLOW nodes' mean speed at frame 0; scales for velocity and pressure
+    v = np.zeros((2, 3, 2))
+    v[0, :2, 0] = [1.0, 3.0]
+    assert inflow_speed(v, np.array([4, 4, 0]), 2) == pytest.approx(2.0)
+    assert inflow_speed(v, np.array([0, 0, 0]), 2) is None
+    assert relative_scale("velocity", 2, 2, 2.0) == 2.0
+    assert relative_scale("pressure", 1, 2, 2.0) == 4.0
+    with pytest.raises(ValueError, match="baseline"):
+        baseline_one_step(truth, ev, "mean")
+
+
+def test_failed_rollout_leaves_no_folder(setup, tmp_path):
+    """A rollout that blows up (NaN weights) raises one clear error and writes nothing."""
+    import equinox as eqx
+
+    root, path, run = setup
+    bad = eqx.tree_at(lambda m: m.delta_norm.std, run.model,
+                      np.full_like(np.asarray(run.model.delta_norm.std), np.nan))
+    bad_run = types.SimpleNamespace(config=run.config, model=bad, family=run.family)
+    with pytest.raises(DataError, match="NaN/Inf at step 1"):
+        rollout(bad_run, path, out_dir=tmp_path / "out", progress=False, animation=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_meshes_that_do_not_fit_the_run(setup, tmp_path):
@@ -101,3 +224,4 @@ def test_meshes_that_do_not_fit_the_run(setup, tmp_path):
         rollout(run, tmp_path / "types.xdmf", out_dir=tmp_path / "o", progress=False)
     with pytest.raises(DataError, match="not found"):
         rollout(run, tmp_path / "missing.xdmf", out_dir=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()  # checked before anything is written

@@ -1,4 +1,4 @@
-"""`sciops fit | evaluate | rollout | generate | bench | info`: a thin shell over the Python API.
+"""`sciops fit | evaluate | rollout | generate | convert | bench | info`: a thin shell over the Python API.
 
 Every verb calls a `main`-style function that notebooks and batch scripts call too. A
 user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
@@ -12,7 +12,6 @@ import dataclasses
 import json
 import pathlib
 import sys
-import typing
 from collections.abc import Sequence
 
 from .._errors import ConfigError, SciopsError
@@ -113,19 +112,42 @@ def _parse_problem_options(prob, options: Sequence[str]):
 
 
 def _problem_help(prob) -> str:
-    hints = typing.get_type_hints(prob.config)
-    lines = [f"sciops generate {prob.name} --out FILE [options]", "", "options (defaults):"]
-    for f in dataclasses.fields(prob.config):
-        default = (f.default if f.default is not dataclasses.MISSING else
-                   f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
-        tp = getattr(hints[f.name], "__name__", str(hints[f.name]))
-        lines.append(f"  --{f.name.replace('_', '-')} ({tp}, default {default!r})")
+    """`sciops generate PROBLEM --help`: the problem's options from its config's field docs."""
+    from ._help import options_help, summary
+
+    return "\n".join([
+        f"usage: sciops generate {prob.name} [--out FILE] [--no-progress] [--key value ...]", "",
+        summary(prob.config), "",
+        "  --out FILE  the HDF5 file to write (default data/<problem>.h5)",
+        "  --no-progress  no progress bar", "",
+        "problem options (allowed values; unit; default):",
+        options_help(prob.config)])
+
+
+def _problems_help() -> str:
+    """`sciops generate --help`: every problem with the first line of its config's docstring."""
+    from ..pde import problem, problem_names
+    from ._help import summary
+
+    names = problem_names()
+    width = max(map(len, names))
+    lines = ["usage: sciops generate PROBLEM [--out FILE] [--no-progress] [--key value ...]", "",
+             "Make a data set with a reference solver. Problems:", ""]
+    lines += [f"  {n:<{width}}  {summary(problem(n).config)}" for n in names]
+    lines += ["", "sciops generate PROBLEM --help lists the problem's options, their allowed "
+              "values, units and defaults."]
     return "\n".join(lines)
 
 
 def _cmd_generate(args) -> int:
     from ..pde import problem
 
+    if args.problem in (None, "-h", "--help"):
+        asked = args.problem is not None or "-h" in args.options or "--help" in args.options
+        print(_problems_help(), file=sys.stdout if asked else sys.stderr)
+        if not asked:
+            print("error: generate: name a problem (listed above)", file=sys.stderr)
+        return 0 if asked else 2
     prob = problem(args.problem)
     if "-h" in args.options or "--help" in args.options:
         print(_problem_help(prob))
@@ -134,6 +156,37 @@ def _cmd_generate(args) -> int:
     out = pathlib.Path(args.out or f"data/{prob.name}.h5")
     prob.generate(config, out, progress=not args.no_progress)
     print(f"wrote {out}")
+    return 0
+
+
+def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``["x=coeff", "y=sol"]`` → ``{"x": "coeff", "y": "sol"}`` (ConfigError naming the flag)."""
+    out = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"convert {flag} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _cmd_convert(args) -> int:
+    from ..data import convert_file, read_hdf5
+
+    try:
+        subsample = [int(r) for r in args.subsample.split(",")]
+    except ValueError:
+        raise ConfigError(f"convert --subsample {args.subsample!r}: expected an int or a "
+                          "comma-separated list of ints") from None
+    out = convert_file(args.source, args.out, format=args.format,
+                       keys=_pairs(args.key, "--key"), layout=_pairs(args.layout, "--layout"),
+                       subsample=subsample[0] if len(subsample) == 1 else subsample,
+                       units=_pairs(args.units, "--units"), meta=args.meta, split=args.split,
+                       max_trajectories=args.max_trajectories)
+    ds = read_hdf5(out)
+    print(f"wrote {out}: {len(ds)} samples; " + ", ".join(
+        f"{k} {ds.shape(k)} {ds.dtype(k)}" for k in ds.keys()))
+    ds.close()
     return 0
 
 
@@ -154,10 +207,17 @@ def _cmd_rollout(args) -> int:
         raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout; "
                           f"rollouts exist for {', '.join(sorted(_ROLLOUTS))}")
     module = importlib.import_module(_ROLLOUTS[run.family.name])
+    extra = ({"start": args.start, "inflow": args.inflow_speed,
+              "animation": not args.no_animation}
+             if run.family.name in ("meshformer", "meshgraphnet") else {})
     summary = module.rollout(run, args.data, steps=args.steps, mode=args.mode,
                              boundary=args.boundary, out_dir=args.out,
-                             progress=not args.no_progress)
-    print(json.dumps(summary, indent=1, default=str))
+                             progress=not args.no_progress, **extra)
+    if "table" in summary:  # mesh simulators: the model beside its baselines
+        print(summary["table"])
+        print("wrote " + ", ".join(summary["files"]))
+    else:
+        print(json.dumps(summary, indent=1, default=str))
     return 0
 
 
@@ -208,55 +268,106 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     f = sub.add_parser("fit", help="train a model from a YAML config")
-    f.add_argument("config", help="configs/*.yaml")
-    f.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=20")
-    f.add_argument("--out", help="run folder (default runs/<name>)")
-    f.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    f.add_argument("config", help="the experiment's YAML file, e.g. configs/darcy.yaml")
+    f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
+                   "e.g. train.steps=20 (the keys and their units are documented in the config "
+                   "dataclasses: docs/api/)")
+    f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>; an existing "
+                   "one is kept and a new runs/<name>-N is made)")
+    f.add_argument("--resume", action="store_true", help="continue the run in --out from its "
+                   "last checkpoint")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
     d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
-                   help="join a multi-process run (jax.distributed); auto detects SLURM/MPI")
-    d.add_argument("--coordinator", help="host:port of process 0 (explicit)")
-    d.add_argument("--num-processes", type=int, help="number of processes (explicit)")
-    d.add_argument("--process-id", type=int, help="this process's index (explicit)")
-    d.add_argument("--local-device-ids", help="comma-separated GPU ids this process drives")
-    d.add_argument("--cpu-devices", type=int, help="(virtual) CPU devices of this process")
-    d.add_argument("--timeout", type=int, default=120,
-                   help="seconds to wait for the other processes before failing (default 120)")
+                   help="join a multi-process run (jax.distributed): one of auto (SLURM or MPI "
+                   "if detected, else one process), slurm, mpi, explicit (needs --coordinator, "
+                   "--num-processes, --process-id)")
+    d.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="address of process 0 (explicit); PORT an integer 1-65535")
+    d.add_argument("--num-processes", type=int, metavar="N",
+                   help="number of processes, an integer >= 1 (explicit)")
+    d.add_argument("--process-id", type=int, metavar="I",
+                   help="this process's index, an integer 0..N-1 (explicit)")
+    d.add_argument("--local-device-ids", metavar="IDS",
+                   help="comma-separated integer GPU ids this process drives, e.g. 0,1")
+    d.add_argument("--cpu-devices", type=int, metavar="N",
+                   help="give this CPU process N virtual devices, an integer >= 1 (tests, laptops)")
+    d.add_argument("--timeout", type=int, default=120, metavar="SECONDS",
+                   help="seconds (integer >= 1) to wait for the other processes before failing "
+                   "(default 120)")
     f.set_defaults(func=_cmd_fit)
 
     e = sub.add_parser("evaluate", help="metrics of a run on its test sets or on --data files")
-    e.add_argument("run_dir")
-    e.add_argument("--data", action="append", help="an HDF5 test set (repeatable)")
-    e.add_argument("--json", action="store_true", help="print {test_set: {metric: value}}")
-    e.add_argument("--no-plots", action="store_true")
+    e.add_argument("run_dir", help="a run folder written by sciops fit (runs/<name>)")
+    e.add_argument("--data", action="append", metavar="FILE", help="an HDF5 test set with the "
+                   "run's fields (repeatable; default: the run's own test sets)")
+    e.add_argument("--json", action="store_true", help="print {test_set: {metric: value}} as "
+                   "JSON (relative errors are fractions, not %%)")
+    e.add_argument("--no-plots", action="store_true", help="do not write the figures")
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("generate", help="make a data set with a reference solver "
                        "(sciops generate PROBLEM --help lists its --key value options)",
                        add_help=False)
-    g.add_argument("problem")
-    g.add_argument("--out", help="output HDF5 file (default data/<problem>.h5)")
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("problem", nargs="?", help="one of the problems that "
+                   "`sciops generate --help` lists")
+    g.add_argument("--out", metavar="FILE", help="output HDF5 file (default data/<problem>.h5)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_generate)
 
     r = sub.add_parser("rollout", help="roll a trained simulator out on trajectories")
-    r.add_argument("run_dir")
-    r.add_argument("--data", required=True, help="trajectory file (XDMF or HDF5)")
-    r.add_argument("--steps", type=int, default=None, help="horizon (default: the truth's)")
+    r.add_argument("run_dir", help="a run folder of a simulator (meshformer, meshgraphnet, "
+                   "wavecnn) written by sciops fit")
+    r.add_argument("--data", required=True, metavar="FILE",
+                   help="trajectory file (XDMF or HDF5) in the run's fields and units")
+    r.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="horizon in model steps, an integer >= 1 (default: the truth's length)")
     r.add_argument("--mode", choices=["autoregressive", "teacher-forced"],
-                   default="autoregressive")
-    r.add_argument("--boundary", choices=["truth", "hold"], default="truth")
-    r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--no-progress", action="store_true")
+                   default="autoregressive", help="autoregressive (feed back predictions) or "
+                   "teacher-forced (every step from the true state); default autoregressive")
+    r.add_argument("--boundary", choices=["truth", "hold"], default="truth",
+                   help="boundary nodes' values: truth (from the file) or hold (the initial "
+                   "ones); default truth")
+    r.add_argument("--start", type=int, default=1, metavar="FRAME",
+                   help="mesh simulators: frame the rollouts start from, an integer >= 0 "
+                   "(default 1: linear extrapolation reads the frame before)")
+    r.add_argument("--inflow-speed", type=float, default=None, metavar="U",
+                   help="mesh simulators: inflow speed U [m/s] for the relative errors "
+                   "(default: mean speed of the INFLOW nodes at frame 0)")
+    r.add_argument("--no-animation", action="store_true",
+                   help="mesh simulators: no GIF of truth / prediction / error")
+    r.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (per-step errors, predictions, figures)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_rollout)
 
     b = sub.add_parser("bench", help="run a side-by-side benchmark from benchmarks/ "
                        "(no name: list them)")
-    b.add_argument("name", nargs="?")
-    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
-    b.add_argument("--dir", default="benchmarks", help="the benchmarks folder")
+    b.add_argument("name", nargs="?", help="a benchmark: benchmarks/NAME.py (no name: list them)")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark "
+                   "(sciops bench NAME --help shows them)")
+    b.add_argument("--dir", default="benchmarks", metavar="DIR",
+                   help="the benchmarks folder (default benchmarks)")
     b.set_defaults(func=_cmd_bench)
+
+    c = sub.add_parser("convert", help="write a user's file (.mat, PDEBench, npz, .pt, ASE, "
+                       "rMD17, mesh series) as a sciops HDF5 data set with provenance")
+    c.add_argument("source", help="the file (or mesh folder) to convert")
+    c.add_argument("out", help="the .h5 file to write")
+    c.add_argument("--format", default="auto", help="the source format (default: from its "
+                   "first bytes)")
+    c.add_argument("--key", action="append", metavar="FIELD=KEY",
+                   help="field name → the file's key, e.g. x=coeff or 'x=u[t=0:10]' (repeatable)")
+    c.add_argument("--layout", action="append", metavar="FIELD=AXES",
+                   help="axes of one sample, e.g. 'u=x y t' (t time, c channels; repeatable)")
+    c.add_argument("--subsample", default="1", help="keep every r-th node per spatial axis "
+                   "(an int or one per axis: 5 or 2,4)")
+    c.add_argument("--units", action="append", metavar="QUANTITY=UNIT",
+                   help="atoms: the file's units, e.g. energy=kcal/mol (repeatable)")
+    c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
+    c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
+    c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.set_defaults(func=_cmd_convert)
 
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)

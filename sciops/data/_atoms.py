@@ -16,7 +16,7 @@ from .._errors import DataError
 from ._dataset import Dataset
 from ._hdf5 import read_hdf5, write_hdf5
 
-__all__ = ["Atoms", "atoms_at", "read_atoms_dataset", "write_atoms_dataset"]
+__all__ = ["Atoms", "atoms_arrays", "atoms_at", "read_atoms_dataset", "write_atoms_dataset"]
 
 # Units of the stored quantities (ASE's conventions: Å, eV).
 UNITS = {"positions": "Å", "cell": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3"}
@@ -128,10 +128,9 @@ class Atoms(eqx.Module):
                      None if self.forces is None else np.asarray(self.forces)[m], self.stress)
 
 
-def write_atoms_dataset(path: str | os.PathLike, structures: Sequence[Atoms],
-                        attrs: Mapping[str, Any] | None = None,
-                        n_max: int | None = None) -> pathlib.Path:
-    """Write structures as one data set, padded to a common atom count with a mask.
+def atoms_arrays(structures: Sequence[Atoms], n_max: int | None = None,
+                 where: str = "structures") -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The data-set arrays of `structures`, padded to a common atom count with a mask.
 
     Layout: ``positions`` `(samples, atoms, 3)`, ``species`` `(samples, atoms)` (0 on
     padding), ``mask`` `(samples, atoms)`, ``n_atoms`` `(samples,)`, ``pbc`` `(samples, 3)`,
@@ -140,26 +139,27 @@ def write_atoms_dataset(path: str | os.PathLike, structures: Sequence[Atoms],
 
     **Arguments:**
 
-    - `path`: the `.h5` file.
     - `structures`: the structures.
-    - `attrs`: root attributes.
     - `n_max`: the padded atom count (default the largest structure).
+    - `where`: the file or label named in messages.
+
+    **Returns:** ``(arrays, field_attrs)`` with the ``units`` of each quantity.
 
     **Raises:** `DataError` naming the structure that lacks a quantity others have.
     """
     structures = [s.unpad() for s in structures]
     if not structures:
-        raise DataError(f"{path}: no structures to write")
+        raise DataError(f"{where}: no structures")
     largest = max(s.n_atoms for s in structures)
     n_max = largest if n_max is None else n_max
     if n_max < largest:
-        raise DataError(f"{path}: n_max={n_max} is smaller than the largest structure "
+        raise DataError(f"{where}: n_max={n_max} is smaller than the largest structure "
                         f"({largest} atoms)")
     present = {k: [getattr(s, k) is not None for s in structures] for k in _OPTIONAL}
     for k, flags in present.items():
         if any(flags) and not all(flags):
             i = flags.index(not flags[0])
-            raise DataError(f"{path}: structure {i} {'has' if flags[i] else 'lacks'} {k} but "
+            raise DataError(f"{where}: structure {i} {'has' if flags[i] else 'lacks'} {k} but "
                             f"structure 0 {'has' if flags[0] else 'does not'}")
     padded = [s.pad(n_max) for s in structures]
     arrays: dict[str, np.ndarray] = {
@@ -172,7 +172,25 @@ def write_atoms_dataset(path: str | os.PathLike, structures: Sequence[Atoms],
     for k in _OPTIONAL:
         if all(present[k]):
             arrays[k] = np.stack([np.asarray(getattr(s, k)) for s in padded])
-    field_attrs = {k: {"units": UNITS[k]} for k in arrays if k in UNITS}
+    return arrays, {k: {"units": UNITS[k]} for k in arrays if k in UNITS}
+
+
+def write_atoms_dataset(path: str | os.PathLike, structures: Sequence[Atoms],
+                        attrs: Mapping[str, Any] | None = None,
+                        n_max: int | None = None) -> pathlib.Path:
+    """Write structures as one data set, padded to a common atom count with a mask
+    (layout: `atoms_arrays`).
+
+    **Arguments:**
+
+    - `path`: the `.h5` file.
+    - `structures`: the structures.
+    - `attrs`: root attributes.
+    - `n_max`: the padded atom count (default the largest structure).
+
+    **Raises:** `DataError` naming the structure that lacks a quantity others have.
+    """
+    arrays, field_attrs = atoms_arrays(structures, n_max, str(path))
     return write_hdf5(path, arrays, {"kind": "atoms", **(attrs or {})}, field_attrs)
 
 

@@ -64,9 +64,19 @@ class MappedArray:
 
 
 def _file_of(array):
-    """The open h5py file behind a lazy field, if any."""
-    while isinstance(array, MappedArray):
-        array = array.base
+    """The open h5py file behind a lazy field, if any (through `MappedArray`s and the views of
+    foreign files, which keep their source in `base`, `dataset` or `groups`)."""
+    for _ in range(8):
+        if isinstance(array, np.ndarray):
+            return None
+        inner = getattr(array, "base", None)
+        if inner is None:
+            inner = getattr(array, "dataset", None)
+        if inner is None and getattr(array, "groups", None):
+            inner = array.groups[0]
+        if inner is None:
+            break
+        array = inner
     try:
         return getattr(array, "file", None) if array.id.valid else None
     except (AttributeError, RuntimeError, ValueError):
@@ -167,6 +177,8 @@ class Dataset:
                 continue
             try:
                 block = _read_runs(a, unique)
+            except DataError:
+                raise  # a reader's own message (naming file, key and sample) says it best
             except _READ_ERRORS as e:
                 raise DataError(f"{self.name}: cannot read field {k!r} (samples "
                                 f"{unique[0]}..{unique[-1]}); the file may be corrupt or "

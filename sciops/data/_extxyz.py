@@ -1,4 +1,4 @@
-"""Extended XYZ files ↔ `Atoms`, through ASE (an optional dependency, imported when used).
+"""Extended XYZ (and any file ASE reads) ↔ `Atoms`, through ASE (an optional dependency, imported when used).
 
 Reference energies, forces and stresses live under configurable keys: ASE puts the standard
 names (``energy``, ``forces``, ``stress``) on a single-point calculator and any other name
@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import DataError
 from ._atoms import Atoms
 
-__all__ = ["read_extxyz", "write_extxyz"]
+__all__ = ["read_extxyz", "read_structures", "write_extxyz"]
 
 # Properties ASE's extxyz code routes to a SinglePointCalculator instead of info/arrays.
 _CALC_KEYS = ("energy", "free_energy", "forces", "stress")
@@ -57,7 +57,7 @@ def _full_stress(s) -> np.ndarray:
 def read_extxyz(path: str | os.PathLike, *, energy_key: str | None = "energy",
                 forces_key: str | None = "forces", stress_key: str | None = None,
                 index: str | int | slice = ":") -> list[Atoms]:
-    """Read structures from an extended XYZ file.
+    """Read structures from an extended XYZ file (`read_structures` with ``format="extxyz"``).
 
     **Arguments:**
 
@@ -71,14 +71,39 @@ def read_extxyz(path: str | os.PathLike, *, energy_key: str | None = "energy",
     **Raises:** `DataError` naming the file and frame when a key is missing or malformed, or
     when the file cannot be parsed; `ImportError` when ASE is not installed.
     """
+    return read_structures(path, format="extxyz", energy_key=energy_key, forces_key=forces_key,
+                           stress_key=stress_key, index=index)
+
+
+def read_structures(path: str | os.PathLike, *, format: str | None = None,
+                    energy_key: str | None = "energy", forces_key: str | None = "forces",
+                    stress_key: str | None = None,
+                    index: str | int | slice = ":") -> list[Atoms]:
+    """Read structures from any file `ase.io.read` understands (extxyz, ASE trajectories,
+    VASP OUTCAR/vasprun.xml, ...), in ASE's units (Å, eV).
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `format`: an ASE format name; default: ASE guesses from the name and content.
+    - `energy_key`, `forces_key`, `stress_key`, `index`: as in `read_extxyz`. Values a
+      calculator attached (OUTCAR, .traj) are found under ``energy``, ``forces``, ``stress``.
+
+    **Returns:** a list of `Atoms`.
+
+    **Raises:** `DataError` naming the file and frame when a key is missing or malformed, or
+    when ASE cannot read the file; `ImportError` when ASE is not installed.
+    """
     ase = _ase()
     path = pathlib.Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: extxyz file not found")
+        raise DataError(f"{path}: structure file not found")
     try:
-        frames = ase.io.read(path, index=index, format="extxyz")
+        frames = ase.io.read(path, index=index, format=format)
     except Exception as e:  # ASE raises assorted errors on malformed files
-        raise DataError(f"{path}: cannot parse as extended XYZ: {type(e).__name__}: {e}") from None
+        what = {"extxyz": "extended XYZ", None: "any format ASE reads"}.get(format, format)
+        raise DataError(f"{path}: cannot parse as {what}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(frames, list):
         frames = [frames]
     out = []

@@ -7,34 +7,18 @@ meshio point data of shape `(nodes, channels)`; `node_type` travels as an intege
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import threading
+from collections.abc import Mapping
 
 import numpy as np
 
 from .._errors import DataError
 from ._mesh import CELL_NODES, MeshField
 
-__all__ = ["read_vtu", "read_xdmf", "write_vtu", "write_xdmf"]
+__all__ = ["read_vtu", "read_xdmf", "read_xdmf_units", "write_vtu", "write_xdmf"]
 
 _NODE_TYPE = "node_type"
-# meshio 5.3's XDMF time-series writer creates its HDF5 file in the current directory; the
-# writer changes directory while it works, and the lock keeps two writers in one process from
-# racing on the working directory.
-_CWD_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _working_directory(path: pathlib.Path):
-    with _CWD_LOCK:
-        old = os.getcwd()
-        os.chdir(path)
-        try:
-            yield
-        finally:
-            os.chdir(old)
 
 
 def _cells(mesh: MeshField) -> list[tuple[str, np.ndarray]]:
@@ -125,26 +109,110 @@ def read_vtu(path: str | os.PathLike, dim: int | None = None) -> MeshField:
                         dim)
 
 
-def write_xdmf(path: str | os.PathLike, mesh: MeshField) -> pathlib.Path:
-    """Write every time step of `mesh` as an XDMF time series.
+_XDMF_TOPOLOGY = {"vertex": "Polyvertex", "line": "Polyline", "triangle": "Triangle",
+                  "quad": "Quadrilateral", "tetra": "Tetrahedron", "pyramid": "Pyramid",
+                  "wedge": "Wedge", "hexahedron": "Hexahedron"}
+_XDMF_NUMBER = {"i": "Int", "u": "UInt", "f": "Float"}
+_UNITS_INFO = "sciops:units"
 
-    The heavy data go to ``<stem>.h5`` next to the `.xdmf` file. Times are `mesh.times` or
-    the step numbers.
+
+def _data_item(h5_name: str, dataset: str, array: np.ndarray) -> str:
+    dims = " ".join(str(d) for d in array.shape)
+    kind = _XDMF_NUMBER[array.dtype.kind]
+    return (f'<DataItem DataType="{kind}" Dimensions="{dims}" Format="HDF" '
+            f'Precision="{array.dtype.itemsize}">{h5_name}:{dataset}</DataItem>')
+
+
+def write_xdmf(path: str | os.PathLike, mesh: MeshField,
+               units: Mapping[str, str] | None = None) -> pathlib.Path:
+    """Write every time step of `mesh` as an XDMF 3 time series.
+
+    The heavy data go to ``<stem>.h5`` next to the `.xdmf` file, the points and cells once:
+    every step's grid refers to the same HDF5 datasets, so ParaView shows one temporal block
+    (meshio's writer adds a separate, field-less mesh grid that ParaView lists as a second
+    block). Times are `mesh.times` or the step numbers; `units` (field name, ``"points"`` or
+    ``"times"`` → unit string) are stored in an ``Information`` element that `read_xdmf_units`
+    returns.
     """
-    import meshio
+    import json
+    from xml.sax.saxutils import quoteattr
+
+    import h5py
 
     path = pathlib.Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
+    h5_path = path.with_suffix(".h5")
     times = (np.asarray(mesh.times, np.float64) if mesh.times is not None
              else np.arange(mesh.n_times, dtype=np.float64))
-    with _working_directory(path.parent):
-        with meshio.xdmf.TimeSeriesWriter(path.name) as writer:
-            writer.write_points_cells(np.asarray(mesh.points), _cells(mesh))
-            if mesh.n_times == 0:
-                writer.write_data(0.0, point_data=_point_data(mesh, None))
-            for step in range(mesh.n_times):
-                writer.write_data(float(times[step]), point_data=_point_data(mesh, step))
+    points = np.asarray(mesh.points)
+    if points.shape[1] == 1:
+        points = np.concatenate([points, np.zeros_like(points)], 1)
+    cells = _cells(mesh)
+    if len(cells) != 1:
+        raise DataError(f"{path}: XDMF output needs one cell type, got {[c for c, _ in cells]}")
+    ctype, conn = cells[0]
+    conn = np.ascontiguousarray(conn, np.int64)
+    tmp = h5_path.with_name(f".{h5_path.name}.tmp")
+    with h5py.File(tmp, "w") as f:
+        f["mesh/points"] = points
+        f[f"mesh/{ctype}"] = conn
+        if mesh.node_type is not None:
+            f["mesh/node_type"] = np.asarray(mesh.node_type, np.int32)
+        for k, v in mesh.fields.items():
+            v = np.asarray(v)
+            for step in range(v.shape[0]):  # one dataset per step: any XDMF reader follows it
+                f[f"fields/{k}/{step:05d}"] = v[step]
+    os.replace(tmp, h5_path)
+    h5 = h5_path.name
+    topo_extra = ' NodesPerElement="2"' if ctype == "line" else ""
+    mesh_xml = (f'<Topology TopologyType="{_XDMF_TOPOLOGY[ctype]}" NumberOfElements='
+                f'"{len(conn)}"{topo_extra}>{_data_item(h5, f"/mesh/{ctype}", conn)}</Topology>'
+                f'<Geometry GeometryType="{"XYZ" if points.shape[1] == 3 else "XY"}">'
+                f'{_data_item(h5, "/mesh/points", points)}</Geometry>')
+    if mesh.node_type is not None:
+        nt = np.asarray(mesh.node_type, np.int32)
+        mesh_xml += (f'<Attribute Name="{_NODE_TYPE}" AttributeType="Scalar" Center="Node">'
+                     f'{_data_item(h5, "/mesh/node_type", nt)}</Attribute>')
+    lines = ['<?xml version="1.0"?>', '<Xdmf Version="3.0">', "<Domain>"]
+    if units:
+        lines.append(f'<Information Name="{_UNITS_INFO}" Value={quoteattr(json.dumps(dict(units)))}/>')
+    lines.append('<Grid Name="TimeSeries" GridType="Collection" CollectionType="Temporal">')
+    steps = range(mesh.n_times) if mesh.n_times else [None]
+    for step in steps:
+        t = 0.0 if step is None else float(times[step])
+        lines.append(f'<Grid Name="step_{0 if step is None else step:05d}" GridType="Uniform">'
+                     f'<Time Value="{t!r}"/>{mesh_xml}')
+        for k, v in mesh.fields.items():
+            if step is None:
+                break
+            a = np.asarray(v[step])
+            kind = "Scalar" if a.shape[1] == 1 else "Vector" if a.shape[1] in (2, 3) else "Matrix"
+            lines.append(f'<Attribute Name="{k}" AttributeType="{kind}" Center="Node">'
+                         f'{_data_item(h5, f"/fields/{k}/{step:05d}", a)}</Attribute>')
+        lines.append("</Grid>")
+    lines += ["</Grid>", "</Domain>", "</Xdmf>"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
     return path
+
+
+def read_xdmf_units(path: str | os.PathLike) -> dict[str, str]:
+    """The units `write_xdmf` stored in an XDMF file (empty if none)."""
+    import json
+    from xml.etree import ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    for info in root.iter("Information"):
+        if info.get("Name") == _UNITS_INFO:
+            try:
+                return {str(k): str(v) for k, v in json.loads(info.get("Value", "{}")).items()}
+            except json.JSONDecodeError:
+                return {}
+    return {}
 
 
 def read_xdmf(path: str | os.PathLike, dim: int | None = None) -> MeshField:

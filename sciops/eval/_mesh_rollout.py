@@ -1,18 +1,22 @@
-"""Rollout of a trained mesh simulator on XDMF / HDF5 trajectories (`sciops rollout`).
+"""Rollout of a trained mesh simulator on users' trajectories (`sciops rollout`), scored by the
+MeshGraphNets protocol beside the persistence and linear-extrapolation baselines.
 
-For every trajectory of the input file the model starts from the true state at step 0 and
-advances `steps` steps, either autoregressively (its own predictions fed back) or
-teacher-forced (the true state at t in, the state at t+1 out). After each step the nodes that
-do not evolve (inflow, walls, obstacle: node types outside the run's `loss_node_types`) take
-the boundary values: the truth at that step (``boundary="truth"``) or their initial values
-(``"hold"``). Past the end of the truth the rollout goes on autoregressively with held
-boundaries, and without metrics.
+For every trajectory of the input the model is scored twice (see `sciops.eval._mesh_metrics`):
+teacher-forced one step ahead from EVERY frame of the truth, and autoregressively from frame
+`start` (its own predictions fed back) for `steps` steps. After each step the nodes that do
+not evolve (inflow, walls, obstacle: node types outside the run's `loss_node_types`) take the
+boundary values: the truth at that step (``boundary="truth"``) or their values at the start
+(``"hold"``). Past the end of the truth the rollout goes on with the last true boundary
+values, and without metrics.
 
-Written per trajectory: ``traj_XXX_prediction.xdmf`` (+ ``.h5``; the input's field names and
-node types, openable in ParaView), ``rmse_per_step.csv``, ``metrics.json`` (RMSE per field
-after 1 step, and pooled over steps 1..10, 1..50 and all: $\\sqrt{\\frac{1}{hN}\\sum_{t\\le h}
-\\sum_i |\\hat x_i^t - x_i^t|^2 / C}$ as MeshGraphNets reports it, over all real nodes),
-``rmse_vs_step.png`` and snapshots of truth / prediction / error on the mesh.
+Written per trajectory into `out_dir` (only when the whole rollout succeeds: a failed one
+leaves no folder behind): ``<name>_prediction.xdmf`` (+ ``.h5``: one mesh block with the
+input's field names, node types and units, opened by ParaView), ``<name>_rollout.gif``
+(truth / prediction / error of each field's magnitude over time), snapshots at the first,
+middle and last step; for all trajectories ``metrics.json`` (per field: ``one_step``,
+``rollout1``, ``rollout50``, ``rollout_all`` and each ``_rel`` to the inflow speed, for the
+model, ``persistence`` and ``linear_extrapolation``), ``rmse_per_step.csv`` and
+``rmse_vs_step.png``.
 """
 
 from __future__ import annotations
@@ -21,28 +25,42 @@ import csv
 import json
 import os
 import pathlib
+import shutil
+import tempfile
 from typing import Any
 
 import numpy as np
 
 from .._errors import ConfigError, DataError
 from ..data import MeshField, mesh_field, read_mesh_dataset, read_xdmf, write_xdmf
+from ..data._meshio import read_xdmf_units
 from ..models.meshformer._family import triptych
+from ._mesh_metrics import (
+    BASELINES,
+    baseline_one_step,
+    baseline_rollout,
+    inflow_speed,
+    relative_scale,
+    rmse_table,
+    step_mse,
+)
 
-__all__ = ["rollout"]
+__all__ = ["format_rollout_table", "mesh_rollout", "rollout"]
 
-_HORIZONS = (10, 50)
+METHODS = ("model", *BASELINES)
 
 
-def _trajectories(data_path: pathlib.Path) -> list[tuple[str, MeshField]]:
-    if not data_path.is_file():
+def _trajectories(data_path: pathlib.Path) -> list[tuple[str, MeshField, dict[str, str]]]:
+    """(name, trajectory, units) of every trajectory in `data_path`."""
+    if not data_path.exists():
         raise DataError(f"{data_path}: data file not found")
     suffix = data_path.suffix.lower()
     if suffix == ".xdmf":
-        return [(data_path.stem, read_xdmf(data_path))]
+        return [(data_path.stem, read_xdmf(data_path), read_xdmf_units(data_path))]
     if suffix in (".h5", ".hdf5"):
         ds = read_mesh_dataset(data_path)
-        return [(f"traj_{i:03d}", mesh_field(ds, i)) for i in range(len(ds))]
+        units = {k: str(a["units"]) for k, a in ds.field_attrs.items() if "units" in a}
+        return [(f"traj_{i:03d}", mesh_field(ds, i), units) for i in range(len(ds))]
     raise DataError(f"{data_path}: expected an .xdmf time series or a sciops mesh .h5 data set")
 
 
@@ -96,75 +114,183 @@ def _sample(family, model_config, mesh: MeshField) -> dict[str, np.ndarray]:
     return {k: v[0] for k, v in ds.take([0]).items()}
 
 
-def _rmse_fields(pred: np.ndarray, truth: np.ndarray, fields, channels) -> dict[str, np.ndarray]:
-    """Per-step mean squared error per field: pred, truth (steps, nodes, sum(channels))."""
-    out, c0 = {}, 0
-    for f, c in zip(fields, channels, strict=False):
-        out[f] = np.mean((pred[..., c0:c0 + c] - truth[..., c0:c0 + c]) ** 2, axis=(-2, -1))
-        c0 += c
-    return out
+def _magnitude(a: np.ndarray, c0: int, c: int) -> np.ndarray:
+    return np.linalg.norm(a[..., c0:c0 + c], axis=-1) if c > 1 else a[..., c0]
 
 
-def _summary(mse: np.ndarray) -> dict[str, float]:
-    res = {"1step": float(np.sqrt(mse[0]))}
-    for h in _HORIZONS:
-        if len(mse) >= h:
-            res[f"rollout{h}"] = float(np.sqrt(np.mean(mse[:h])))
-    res["rollout_all"] = float(np.sqrt(np.mean(mse)))
-    res["steps"] = int(len(mse))
-    return res
+def _label(field: str, c: int, units: dict[str, str]) -> str:
+    u = units.get(field)
+    return (f"|{field}|" if c > 1 else field) + (f" [{u}]" if u else "")
 
 
-def _snapshots(out_dir, name, mesh, truth, pred, fields, channels, steps_to_plot):
+def _triangulation(mesh: MeshField):
+    from matplotlib.tri import Triangulation
+
+    cells = next(iter(mesh.cells.values()), None)
+    if cells is None or cells.shape[1] != 3 or mesh.points.shape[1] != 2:
+        return None
+    p = np.asarray(mesh.points)
+    return Triangulation(p[:, 0], p[:, 1], np.asarray(cells))
+
+
+def _axis_labels(axes, units: dict[str, str]) -> None:
+    u = units.get("points")
+    for ax in axes:
+        ax.set_xlabel(f"x [{u}]" if u else "x")
+        ax.set_ylabel(f"y [{u}]" if u else "y")
+
+
+def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units, frames):
+    """Truth / prediction / error PNGs of each field's magnitude at the given frames."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.tri import Triangulation
 
-    cells = next(iter(mesh.cells.values()))
-    tri = Triangulation(np.asarray(mesh.points)[:, 0], np.asarray(mesh.points)[:, 1],
-                        np.asarray(cells)) if cells.shape[1] == 3 else None
+    tri = _triangulation(mesh)
     if tri is None:
         return []
-    files = []
-    c0 = 0
-    for f, c in zip(fields, channels, strict=False):
-        def mag(a, c0=c0, c=c):
-            return np.linalg.norm(a[..., c0:c0 + c], axis=-1) if c > 1 else a[..., c0]
-        for s in steps_to_plot:
-            fig = triptych(tri, mag(truth[s]), mag(pred[s]), f"|{f}|" if c > 1 else f,
-                           f"step {s}")
+    files, c0 = [], 0
+    t_unit = units.get("times", "")
+    for f, c in zip(fields, channels, strict=True):
+        for s in frames:
+            fig = triptych(tri, _magnitude(truth[s], c0, c), _magnitude(pred[s], c0, c),
+                           _label(f, c, units), f"t = {times[s]:.4g} {t_unit}".rstrip())
+            _axis_labels(fig.axes[:3], units)  # the colorbars come after
             path = out_dir / f"{name}_snapshot_{f}_step{s:04d}.png"
             fig.savefig(path, dpi=80)
             plt.close(fig)
-            files.append(str(path))
+            files.append(path)
         c0 += c
     return files
 
 
-def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
+def _animate(path, mesh, truth, pred, times, fields, channels, units, max_frames=60, fps=10):
+    """A GIF (matplotlib's PillowWriter) of truth / prediction / error for every field's
+    magnitude (one column per field), `max_frames` frames evenly spaced over the rollout."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    tri = _triangulation(mesh)
+    if tri is None:
+        return None
+    frames = np.unique(np.linspace(0, len(pred) - 1, min(max_frames, len(pred))).astype(int))
+    extent = np.ptp(np.asarray(mesh.points), axis=0)
+    w = 4.2 * len(fields)
+    h = 3 * (1.0 + 3 * 1.6 * float(extent[1] / max(extent[0], 1e-12)))
+    fig, axes = plt.subplots(3, len(fields), figsize=(w, min(h, 9)), squeeze=False,
+                             constrained_layout=True)
+    meshes, c0 = [], 0
+    t_unit = units.get("times", "")
+    for j, (f, c) in enumerate(zip(fields, channels, strict=True)):
+        tm, pm = _magnitude(truth, c0, c), _magnitude(pred, c0, c)
+        err = pm - tm
+        lo, hi = float(tm.min()), float(tm.max())
+        e = float(np.abs(err).max()) or 1.0
+        lab = _label(f, c, units)
+        for i, (val, title, kw) in enumerate(((tm, "truth", dict(vmin=lo, vmax=hi)),
+                                              (pm, "prediction", dict(vmin=lo, vmax=hi)),
+                                              (err, "error", dict(vmin=-e, vmax=e,
+                                                                  cmap="RdBu_r")))):
+            ax = axes[i, j]
+            im = ax.tripcolor(tri, val[frames[0]], shading="gouraud", **kw)
+            ax.set_aspect("equal")
+            ax.set_title(f"{lab} {title}", fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=lab)
+            meshes.append((im, val))
+        c0 += c
+    _axis_labels(axes.ravel(), units)
+    stamp = fig.suptitle("")
+
+    def draw(k):
+        for im, val in meshes:
+            im.set_array(val[k])
+        stamp.set_text(f"t = {times[k]:.4g} {t_unit}".rstrip())
+        return [m for m, _ in meshes]
+
+    anim = FuncAnimation(fig, draw, frames=frames, blit=False)
+    anim.save(path, writer=PillowWriter(fps=fps), dpi=70)
+    plt.close(fig)
+    return path
+
+
+def _stack(fields, mesh: MeshField) -> np.ndarray:
+    return np.concatenate([np.asarray(mesh.fields[f], np.float64) for f in fields], -1)
+
+
+def _summarise(results: dict[str, Any], fields) -> dict[str, Any]:
+    """Mean over trajectories of every number, per method and field."""
+    mean: dict[str, Any] = {}
+    for method in METHODS:
+        mean[method] = {}
+        for f in fields:
+            keys = {k for r in results.values() for k in r[method][f]}
+            mean[method][f] = {k: float(np.mean([r[method][f][k] for r in results.values()
+                                                  if k in r[method][f]])) for k in sorted(keys)}
+            if "steps" in mean[method][f]:
+                mean[method][f]["steps"] = int(mean[method][f]["steps"])
+    return mean
+
+
+def format_rollout_table(summary: dict[str, Any]) -> str:
+    """The mean metrics of a `rollout` summary as a plain-text table: one row per field and
+    number, the model beside persistence and linear extrapolation, and the model's ratio to
+    persistence."""
+    mean = summary["mean"]
+    rows = [("field", "metric", *METHODS, "model/persistence")]
+    for f, table in mean["model"].items():
+        for k in ("one_step", "rollout1", "rollout50", "rollout_all"):
+            for key in (k, f"{k}_rel"):
+                if key not in table:
+                    continue
+                vals = [mean[m][f].get(key, float("nan")) for m in METHODS]
+                p = vals[1]
+                rows.append((f, key, *(f"{v:.4g}" for v in vals),
+                             f"{vals[0] / p:.3f}" if p else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths, strict=True))) for r in rows]
+    steps = next(iter(mean["model"].values())).get("steps")
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append(f"({len(summary['trajectories'])} trajectories; one_step: teacher-forced, "
+                 f"pooled over every frame; rollouts from frame {summary['start']}"
+                 + (f", {steps} steps" if steps else "") + "; _rel: relative to the inflow "
+                 "speed U (pressure to U^2))")
+    return "\n".join(lines)
+
+
+def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, start: int = 1,
             mode: str = "autoregressive", boundary: str = "truth",
-            out_dir: str | os.PathLike,
-            progress: bool = True, chunk: int = 25) -> dict[str, Any]:
-    """Roll a trained mesh simulator out on every trajectory of `data_path`.
+            out_dir: str | os.PathLike, inflow: float | None = None,
+            animation: bool = True, progress: bool = True, chunk: int = 25) -> dict[str, Any]:
+    """Roll a trained mesh simulator out on every trajectory of `data_path` and score it.
 
     **Arguments:**
 
     - `run`: a loaded run (`.config`, `.model`, `.family`), e.g. `sciops.train.load_run(dir)`.
     - `data_path`: an XDMF time series or a sciops mesh HDF5 data set.
-    - `steps`: steps to predict (default: to the end of the truth); more than the truth holds
-      runs on without metrics (autoregressive mode only).
-    - `mode`: ``"autoregressive"`` or ``"teacher-forced"``.
-    - `boundary`: ``"truth"`` or ``"hold"`` for the non-evolving nodes.
+    - `steps`: autoregressive steps (default: to the end of the truth); more than the truth
+      holds runs on without metrics.
+    - `start`: the frame the autoregressive rollouts (model and baselines) start from; 1 by
+      default, so that linear extrapolation has the frame before it (0 on a 2-frame file).
+    - `mode`: which prediction is written and animated: ``"autoregressive"`` (frames
+      `start`..`start + steps`) or ``"teacher-forced"`` (frame 0, then every one-step
+      prediction). Both are always scored.
+    - `boundary`: ``"truth"`` or ``"hold"`` for the non-evolving nodes of the model's rollout.
     - `out_dir`: folder for the predictions, metrics and figures.
-    - `progress`: show a progress bar; `chunk`: steps per compiled call.
+    - `inflow`: the inflow speed $U$ for the relative errors (default: the mean speed of the
+      INFLOW nodes at frame 0).
+    - `animation`: write the GIF; `progress`: a progress bar; `chunk`: steps per compiled call.
 
-    **Returns:** ``{"trajectories": {name: {field: {"1step", "rollout10", "rollout50",
-    "rollout_all", "steps"}}}, "mean": {field: {...}}, "files": [...]}``.
+    **Returns:** ``{"trajectories": {name: {"inflow_speed", "model" | "persistence" |
+    "linear_extrapolation": {field: {"one_step", "rollout1", "rollout50", "rollout_all",
+    "steps", ..._rel}}}}, "mean": {method: {field: {...}}}, "files": [...], "table": str}``.
 
-    **Raises:** `ConfigError` for a bad mode/boundary/steps; `DataError` when the file is
-    missing or its mesh, fields or node types do not fit the run.
+    **Raises:** `ConfigError` for a bad mode/boundary/steps/start; `DataError` when the file is
+    missing or its mesh, fields or node types do not fit the run, or the rollout blows up.
     """
     import equinox as eqx
     import jax
@@ -176,16 +302,32 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
         raise ConfigError(f"--boundary: expected 'truth' or 'hold', got {boundary!r}")
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps: must be >= 1, got {steps}")
+    if start < 0:
+        raise ConfigError(f"--start: must be >= 0, got {start}")
+    if inflow is not None and not inflow > 0:
+        raise ConfigError(f"--inflow-speed: must be > 0, got {inflow}")
     model, family = run.model, run.family
     model_config = run.config.model
     if not hasattr(model, "rollout") or not hasattr(model, "state_fields"):
         raise DataError(f"rollout: family {family.name!r} is not a mesh simulator")
     data_path = pathlib.Path(data_path)
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fields = tuple(model.state_fields) + tuple(model.output_fields)
     channels = tuple(model.state_channels) + tuple(model.output_channels)
     n_state = sum(model.state_channels)
+
+    # every input is checked before anything is computed or written
+    trajectories = _trajectories(data_path)
+    plans = []
+    for name, mesh, units in trajectories:
+        _check(name, mesh, model, data_path)
+        n_true = mesh.n_times
+        if n_true < 2:
+            raise DataError(f"{data_path} ({name}): {n_true} time step(s); the protocol needs "
+                            "at least 2")
+        s0 = min(start, n_true - 2)
+        n_steps = steps if steps is not None else n_true - 1 - s0
+        plans.append((name, mesh, units, s0, n_steps))
 
     @eqx.filter_jit
     def advance(model, sample, x, bvals):
@@ -195,92 +337,146 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None,
     def forced(model, sample, xs):
         return jax.vmap(lambda x: model.step(sample, x))(xs)
 
-    results: dict[str, Any] = {}
-    files: list[str] = []
-    per_step_rows: list[dict[str, Any]] = []
-    trajectories = _trajectories(data_path)
     bar = None
-    for name, mesh in trajectories:
-        _check(name, mesh, model, data_path)
-        n_true = mesh.n_times
-        n_steps = steps if steps is not None else n_true - 1
-        if n_steps < 1:
-            raise DataError(f"{data_path} ({name}): one time step only; pass --steps to "
-                            "predict beyond it")
-        if mode == "teacher-forced" and n_steps > n_true - 1:
-            raise ConfigError(f"--steps: teacher forcing needs the truth at every step; "
-                              f"{name} has {n_true - 1} steps, asked for {n_steps}")
-        sample = {k: jnp.asarray(v) for k, v in _sample(family, model_config, mesh).items()}
-        truth = np.concatenate([np.asarray(mesh.fields[f], np.float32) for f in fields], -1)
-        x0 = jnp.asarray(truth[0, :, :n_state])
-        if progress and bar is None:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=sum(steps or (m.n_times - 1) for _, m in trajectories),
-                       desc="rollout", unit="step")
-        states, outs = [], []
-        x = x0
-        for start in range(0, n_steps, chunk):
-            k = min(chunk, n_steps - start)
-            idx = np.arange(start + 1, start + k + 1)
-            if mode == "teacher-forced":
-                s, o = forced(model, sample, jnp.asarray(truth[idx - 1, :, :n_state]))
-                evolving = np.asarray(model.evolving(sample))[None, :, None]
-                s = jnp.where(evolving, s, jnp.asarray(truth[idx, :, :n_state])
-                              if boundary == "truth" else x0[None])
-            else:
-                avail = np.minimum(idx, n_true - 1)  # past the truth: hold its last values
-                bvals = (truth[avail, :, :n_state] if boundary == "truth"
-                         else np.broadcast_to(np.asarray(x0), (k, *x0.shape)))
-                s, o = advance(model, sample, x, jnp.asarray(bvals))
-                x = s[-1]
-            states.append(np.asarray(s))
-            outs.append(np.asarray(o))
-            if bar is not None:
-                bar.update(k)
-        pred = np.concatenate([np.concatenate(states), np.concatenate(outs)], -1)
-        pred = np.concatenate([truth[:1], pred])  # frame 0 is the initial truth
-        if not np.all(np.isfinite(pred)):
-            bad = int(np.argmax(~np.all(np.isfinite(pred), axis=(1, 2))))
-            raise DataError(f"{name}: the rollout produced NaN/Inf at step {bad}")
-        # predictions as XDMF, with the input's field names and node types
-        dt = (float(mesh.times[1] - mesh.times[0]) if mesh.times is not None and n_true > 1
-              else 1.0)
-        t0 = float(mesh.times[0]) if mesh.times is not None else 0.0
-        c0, pfields = 0, {}
-        for f, c in zip(fields, channels, strict=False):
-            pfields[f] = pred[..., c0:c0 + c]
-            c0 += c
-        pmesh = MeshField(np.asarray(mesh.points), {k: np.asarray(v) for k, v in mesh.cells.items()},
-                          pfields, np.asarray(mesh.node_type),
-                          t0 + dt * np.arange(n_steps + 1))
-        files.append(str(write_xdmf(out_dir / f"{name}_prediction.xdmf", pmesh)))
-        # metrics over the steps that have a truth
-        m = min(n_steps, n_true - 1)
-        mse = _rmse_fields(pred[1:m + 1], truth[1:m + 1], fields, channels)
-        results[name] = {f: _summary(mse[f]) for f in fields}
-        for s in range(m):
-            per_step_rows.append({"trajectory": name, "step": s + 1,
-                                  **{f: float(np.sqrt(mse[f][s])) for f in fields}})
-        plot_steps = sorted({1, max(1, m // 2), m})
-        files += _snapshots(out_dir, name, mesh, truth, pred, fields, channels, plot_steps)
-    if bar is not None:
-        bar.close()
-    mean = {f: {k: float(np.mean([r[f][k] for r in results.values() if k in r[f]]))
-                for k in next(iter(results.values()))[f]} for f in fields}
-    summary = {"mode": mode, "boundary": boundary, "data": str(data_path),
-               "trajectories": results, "mean": mean}
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    with open(out_dir / "rmse_per_step.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["trajectory", "step", *fields])
-        w.writeheader()
-        w.writerows(per_step_rows)
-    files += [str(out_dir / "metrics.json"), str(out_dir / "rmse_per_step.csv")]
-    files.append(_plot_error(out_dir, per_step_rows, fields))
-    summary["files"] = files
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=sum(p[1].n_times - 1 + p[4] for p in plans), desc="rollout",
+                   unit="step")
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        results, rows, files = {}, [], []
+        for name, mesh, units, s0, n_steps in plans:
+            res, per_step, written = _one(model, family, model_config, name, mesh, units, s0,
+                                          n_steps, mode, boundary, inflow, fields, channels,
+                                          n_state, advance, forced, chunk, bar, work, animation,
+                                          jnp)
+            results[name] = res
+            rows += per_step
+            files += written
+        mean = _summarise(results, fields)
+        summary = {"mode": mode, "boundary": boundary, "start": start, "data": str(data_path),
+                   "trajectories": results, "mean": mean}
+        (work / "metrics.json").write_text(json.dumps(summary, indent=2))
+        with open(work / "rmse_per_step.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["trajectory", "step"])
+            w.writeheader()
+            w.writerows(rows)
+        files += [work / "metrics.json", work / "rmse_per_step.csv"]
+        if rows:
+            files.append(_plot_error(work, rows, fields))
+        # success: move everything into out_dir (created now, or an existing folder)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final = []
+        for f in sorted(work.iterdir()):
+            os.replace(f, out_dir / f.name)
+        for f in files:
+            final.append(str(out_dir / pathlib.Path(f).name))
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(work, ignore_errors=True)
+    summary["files"] = final
+    summary["table"] = format_rollout_table(summary)
     return summary
 
 
-def _plot_error(out_dir: pathlib.Path, rows, fields) -> str:
+def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boundary, inflow,
+         fields, channels, n_state, advance, forced, chunk, bar, work, animation, jnp):
+    """Score and write one trajectory: returns (metrics, per-step rows, files)."""
+    n_true = mesh.n_times
+    sample = {k: jnp.asarray(v) for k, v in _sample(family, model_config, mesh).items()}
+    truth = _stack(fields, mesh)
+    evolving_nodes = np.asarray(model.evolving(sample))
+    # where each method predicts: state channels on evolving nodes, output fields everywhere
+    where = np.concatenate([np.broadcast_to(evolving_nodes[:, None], (mesh.n_nodes, n_state)),
+                            np.ones((mesh.n_nodes, truth.shape[2] - n_state), bool)], 1)
+    t32 = truth.astype(np.float32)
+    # teacher-forced: every frame in, the next out
+    tf = []
+    for a in range(0, n_true - 1, chunk):
+        b = min(a + chunk, n_true - 1)
+        s, o = forced(model, sample, jnp.asarray(t32[a:b, :, :n_state]))
+        tf.append(np.concatenate([np.asarray(s), np.asarray(o)], -1))
+        if bar is not None:
+            bar.update(b - a)
+    tf = np.where(where[None], np.concatenate(tf), truth[1:])
+    # autoregressive from frame s0
+    x0 = jnp.asarray(t32[s0, :, :n_state])
+    x, ar = x0, []
+    for a in range(0, n_steps, chunk):
+        k = min(chunk, n_steps - a)
+        idx = np.minimum(np.arange(s0 + a + 1, s0 + a + k + 1), n_true - 1)
+        bvals = (t32[idx, :, :n_state] if boundary == "truth"
+                 else np.broadcast_to(t32[s0, :, :n_state], (k, *x0.shape)))
+        s, o = advance(model, sample, x, jnp.asarray(bvals))
+        x = s[-1]
+        ar.append(np.concatenate([np.asarray(s), np.asarray(o)], -1))
+        if bar is not None:
+            bar.update(k)
+    ar = np.concatenate(ar).astype(np.float64)
+    for label, arr in (("teacher-forced", tf), ("autoregressive", ar)):
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.argmax(~np.all(np.isfinite(arr), axis=(1, 2)))) + 1
+            raise DataError(f"{name}: the {label} prediction is NaN/Inf at step {bad}")
+    m = min(n_steps, n_true - 1 - s0)  # steps with a truth
+    target = truth[s0 + 1:s0 + m + 1]
+    preds = {"model": (tf, ar[:m])}
+    for kind in BASELINES:
+        preds[kind] = (baseline_one_step(truth, where, kind),
+                       baseline_rollout(truth, where, kind, s0, m))
+    speed = inflow if inflow is not None else inflow_speed(truth, np.asarray(mesh.node_type),
+                                                           model.state_channels[0])
+    dim = mesh.points.shape[1]
+    res: dict[str, Any] = {"inflow_speed": speed, "start": s0}
+    per_step = {}
+    for method, (one, roll) in preds.items():
+        mse1 = step_mse(one, truth[1:], fields, channels)
+        mser = step_mse(roll, target, fields, channels)
+        per_step[method] = mser
+        res[method] = {f: rmse_table(mse1[f], mser[f], relative_scale(f, c, dim, speed))
+                       for f, c in zip(fields, channels, strict=True)}
+    rows = []
+    for s in range(m):
+        row: dict[str, Any] = {"trajectory": name, "step": s + 1}
+        for f in fields:
+            row[f] = float(np.sqrt(per_step["model"][f][s]))
+            for kind in BASELINES:
+                row[f"{f}_{kind}"] = float(np.sqrt(per_step[kind][f][s]))
+        rows.append(row)
+    # the written prediction, with the input's field names, node types and units
+    times = (np.asarray(mesh.times, np.float64) if mesh.times is not None
+             else np.arange(n_true, dtype=np.float64))
+    dt = float(times[1] - times[0])
+    if mode == "autoregressive":
+        pred = np.concatenate([truth[s0:s0 + 1], ar])
+        ptimes = times[s0] + dt * np.arange(n_steps + 1)
+        shown = truth[np.minimum(np.arange(s0, s0 + n_steps + 1), n_true - 1)]
+    else:
+        pred = np.concatenate([truth[:1], tf])
+        ptimes, shown = times, truth
+    c0, pfields = 0, {}
+    for f, c in zip(fields, channels, strict=True):
+        pfields[f] = pred[..., c0:c0 + c].astype(np.float32)
+        c0 += c
+    pmesh = MeshField(np.asarray(mesh.points), {k: np.asarray(v) for k, v in mesh.cells.items()},
+                      pfields, np.asarray(mesh.node_type), ptimes)
+    files: list[Any] = [write_xdmf(work / f"{name}_prediction.xdmf", pmesh, units=units)]
+    files.append(work / f"{name}_prediction.h5")
+    frames = sorted({1, max(1, (len(pred) - 1) // 2), len(pred) - 1})
+    files += _snapshots(work, name, mesh, shown, pred, ptimes, fields, channels, units, frames)
+    if animation:
+        gif = _animate(work / f"{name}_rollout.gif", mesh, shown, pred, ptimes, fields,
+                       channels, units)
+        if gif is not None:
+            files.append(gif)
+    return res, rows, files
+
+
+def _plot_error(out_dir: pathlib.Path, rows, fields) -> pathlib.Path:
+    """RMSE against rollout step per field: the model (one line per trajectory) and the
+    baselines' means."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,16 +484,25 @@ def _plot_error(out_dir: pathlib.Path, rows, fields) -> str:
 
     fig, axes = plt.subplots(1, len(fields), figsize=(4.5 * len(fields), 3.5),
                              constrained_layout=True, squeeze=False)
+    names = sorted({r["trajectory"] for r in rows})
     for ax, f in zip(axes[0], fields, strict=False):
-        for name in sorted({r["trajectory"] for r in rows}):
+        for name in names:
             rs = [r for r in rows if r["trajectory"] == name]
-            ax.semilogy([r["step"] for r in rs], [max(r[f], 1e-12) for r in rs], label=name)
-        ax.set_xlabel("step")
+            ax.semilogy([r["step"] for r in rs], [max(r[f], 1e-12) for r in rs],
+                        label=name if len(names) <= 8 else None)
+        for kind, style in zip(BASELINES, ("k--", "k:"), strict=True):
+            steps = sorted({r["step"] for r in rows})
+            mean = [np.mean([r[f"{f}_{kind}"] for r in rows if r["step"] == s]) for s in steps]
+            ax.semilogy(steps, np.maximum(mean, 1e-12), style, label=f"{kind} (mean)")
+        ax.set_xlabel("rollout step")
         ax.set_ylabel(f"RMSE {f}")
         ax.grid(True, which="both", alpha=0.3)
-    if len({r["trajectory"] for r in rows}) <= 8:
-        axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     path = out_dir / "rmse_vs_step.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return str(path)
+    return path
+
+
+mesh_rollout = rollout
+"""`rollout` under its public name in `sciops.eval`."""

@@ -36,28 +36,33 @@ _EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
 
 @dataclasses.dataclass(frozen=True)
 class AtomsConfig:
-    """Parameters of an atoms data set (the keys of `data.generate` / `sciops generate atoms`).
+    """Atomistic reference data: fcc structures from Langevin MD (EMT or LJ) -> energy, forces, stress.
+
+    The keys of `data.generate` / `sciops generate atoms`.
 
     **Fields:**
 
-    - `potential`: ``"emt"`` or ``"lj"``.
-    - `element`: chemical symbol (for EMT one of Al, Cu, Ag, Au, Ni, Pd, Pt).
-    - `lattice_constant`: fcc cubic lattice constant (Å); default ASE's reference value for EMT,
+    - `potential` [-]: ``"emt"`` or ``"lj"``.
+    - `element` [-]: chemical symbol (for EMT one of Al, Cu, Ag, Au, Ni, Pd, Pt).
+    - `lattice_constant` [Å]: fcc cubic lattice constant; default ASE's reference value for EMT,
       $2^{2/3}\\sigma$ (nearest neighbours at the pair minimum) for LJ.
-    - `repeat`: the cubic 4-atom fcc cell is repeated `repeat`³ times (2 → 32 atoms).
-    - `temperatures`: Langevin target temperatures (K); samples are split evenly among them.
-    - `n_samples`: number of structures.
-    - `timestep_fs`, `friction`: Langevin time step (fs) and friction (1/fs).
-    - `equilibration_steps`, `sample_every`: steps before the first sample, steps between
-      samples.
-    - `strain`: each temperature's cell is scaled isotropically by a factor in
+    - `repeat` [count]: the cubic 4-atom fcc cell is repeated `repeat`³ times (2 → 32 atoms).
+    - `temperatures` [K]: Langevin target temperatures; samples are split evenly among them.
+    - `n_samples` [count]: number of structures.
+    - `timestep_fs` [fs]: Langevin time step.
+    - `friction` [1/fs]: Langevin friction.
+    - `equilibration_steps` [count]: MD steps before the first sample.
+    - `sample_every` [count]: MD steps between samples.
+    - `strain` [1]: each temperature's cell is scaled isotropically by a factor in
       $[1-\\text{strain}, 1+\\text{strain}]$.
-    - `lj_sigma`, `lj_epsilon`, `lj_cutoff`: LJ parameters (Å, eV, Å); defaults fit copper
-      roughly (σ = 2.338 Å, ε = 0.409 eV, Halicioglu & Pound 1975).
-    - `extxyz_in`: instead of MD, convert this extended-XYZ file; `energy_key`, `forces_key`,
-      `stress_key` (may be null) name its reference values.
-    - `extxyz_out`: also write the data set as extended XYZ here (same keys).
-    - `seed`: seeds velocities, strains, Langevin noise and the shuffle.
+    - `lj_sigma`, `lj_cutoff` [Å]: LJ length and cutoff; defaults fit copper roughly
+      (σ = 2.338 Å, Halicioglu & Pound 1975).
+    - `lj_epsilon` [eV]: LJ well depth (ε = 0.409 eV for copper).
+    - `extxyz_in` [-]: instead of MD, convert this extended-XYZ file.
+    - `energy_key`, `forces_key`, `stress_key` [-]: the keys of the reference values in
+      `extxyz_in` (`stress_key` may be null).
+    - `extxyz_out` [-]: also write the data set as extended XYZ here (same keys).
+    - `seed` [-]: seeds velocities, strains, Langevin noise and the shuffle.
     """
 
     potential: Literal["emt", "lj"] = "emt"

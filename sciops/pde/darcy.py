@@ -35,13 +35,16 @@ __all__ = ["DarcyConfig", "PROBLEMS", "assemble", "gaussian_random_field", "gene
 
 @dataclasses.dataclass(frozen=True)
 class DarcyConfig:
-    """Parameters of a Darcy data set (the keys of `data.generate` / `sciops generate darcy`).
+    """Darcy flow -div(a grad u) = f on the unit square: random coefficient a -> solution u.
+
+    The keys of `data.generate` / `sciops generate darcy`. The problem is nondimensional (unit
+    square), so lengths and values have unit 1.
 
     **Fields:**
 
-    - `n_samples`: number of (coefficient, solution) pairs.
-    - `resolution`: cells per side of the stored fields.
-    - `solve_resolution`: cells per side of the grid the PDE is solved on; a multiple of
+    - `n_samples` [count]: number of (coefficient, solution) pairs.
+    - `resolution` [cells]: cells per side of the stored fields.
+    - `solve_resolution` [cells]: cells per side of the grid the PDE is solved on; a multiple of
       `resolution` (default: `resolution`). The coefficient is piecewise constant on the stored cells (each split into
       `(solve_resolution/resolution)²` solver cells), so the stored input is exactly the
       coefficient that was solved for, and the stored solution is the cell average of the
@@ -49,12 +52,12 @@ class DarcyConfig:
       Measured at 64²: solving at 64² differs from a 256² solve by 0.46 % relative L2, at 128²
       by 0.13 %, for 5x the time; both are well below the FNO's error, and the model learns
       the discrete operator either way, so the default solves at the stored resolution.
-    - `coefficient`: ``"threshold"`` (two levels) or ``"lognormal"``.
-    - `alpha`, `tau`: the GRF covariance $(-\\Delta + \\tau^2)^{-\\alpha}$.
-    - `levels`: $(a_+, a_-)$, the coefficient where $\\psi \\ge 0$ and where $\\psi < 0$ (threshold).
-    - `sigma`: $a = \\exp(\\sigma\\psi)$ with $\\psi$ of unit pointwise variance (lognormal).
-    - `forcing`: the constant right-hand side $f$.
-    - `seed`: seed of the numpy generator (sample $i$ depends only on `seed` and $i$).
+    - `coefficient` [-]: ``"threshold"`` (two levels) or ``"lognormal"``.
+    - `alpha`, `tau` [1]: the GRF covariance $(-\\Delta + \\tau^2)^{-\\alpha}$.
+    - `levels` [1]: $(a_+, a_-)$, the coefficient where $\\psi \\ge 0$ and where $\\psi < 0$ (threshold).
+    - `sigma` [1]: $a = \\exp(\\sigma\\psi)$ with $\\psi$ of unit pointwise variance (lognormal).
+    - `forcing` [1]: the constant right-hand side $f$.
+    - `seed` [-]: seed of the numpy generator (sample $i$ depends only on `seed` and $i$).
     """
 
     n_samples: int = 1100

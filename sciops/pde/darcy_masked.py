@@ -107,10 +107,22 @@ def gaussian_random_field(rng: np.random.Generator, n: int, *, alpha: float = 2.
 
 @dataclasses.dataclass(frozen=True)
 class DarcyMaskedConfig:
-    """Parameters of the multi-geometry Darcy data set (`sciops generate darcy_masked`).
+    """Darcy flow on several masked 2-D domains (square, disk, ...): source or coefficient -> u.
 
-    Sample `i` lies on geometry ``geometries[i % len(geometries)]`` (names from
-    `sciops.pde._geometry.SHAPES`: square, disk, triangle, l_shape, cross, plate_holes).
+    The keys of `data.generate` / `sciops generate darcy_masked`. Sample `i` lies on geometry
+    ``geometries[i % len(geometries)]``. The problem is nondimensional ($[0, 1]^2$): values have
+    unit 1.
+
+    **Fields:**
+
+    - `n_samples` [count]: number of samples, spread over the geometries.
+    - `geometries` [-]: domain shapes, each ``"square"``, ``"disk"``, ``"triangle"``,
+      ``"l_shape"``, ``"cross"`` or ``"plate_holes"``.
+    - `input` [-]: ``"source"`` (a Gaussian random field source $f$, $a = 1$) or
+      ``"coefficient"`` (that field thresholded to the levels 12 and 3 as $a$, $f = 1$).
+    - `resolution` [nodes]: nodes per side of the grid of $[0, 1]^2$ (at least 8).
+    - `alpha`, `tau` [1]: the GRF covariance $(-\\Delta + \\tau^2)^{-\\alpha}$.
+    - `seed` [-]: seed of the random fields.
     """
 
     n_samples: int = 1000

@@ -174,11 +174,29 @@ def exact_wave(task: str, x: np.ndarray, t: float | np.ndarray, *, diffusivity: 
 
 @dataclasses.dataclass(frozen=True)
 class FisherConfig:
-    """Parameters of the multi-task Fisher data set (`sciops generate fisher`).
+    """Fisher-type reaction-diffusion in 1-D, three tasks: initial condition -> u(t, x).
 
-    Sample `i` belongs to task ``tasks[i % len(tasks)]`` so any leading slice mixes the tasks
-    evenly. Initial conditions are $u_0 = \\sigma(g)$, a logistic of a random cosine series
+    The keys of `data.generate` / `sciops generate fisher`. Sample `i` belongs to task
+    ``tasks[i % len(tasks)]`` so any leading slice mixes the tasks evenly. Initial conditions are
+    $u_0 = \\sigma(g)$, a logistic of a random cosine series
     $g(x) = m + \\sum_{k=1}^{8} \\xi_k \\cos(k\\pi x/L)\\,\\gamma/k$ (zero flux at both ends).
+    The problem is nondimensional: lengths, times and rates have unit 1.
+
+    **Fields:**
+
+    - `n_samples` [count]: number of samples, spread over the tasks.
+    - `tasks` [-]: reaction terms, each ``"fisher"`` (Fisher-KPP), ``"nws"``
+      (Newell-Whitehead-Segel) or ``"zeldovich"``.
+    - `rate` [1]: the reaction rate $a$ is drawn uniformly from ``[lo, hi]``; equal ends fix it.
+    - `diffusivity` [1]: $D$.
+    - `length` [1]: the domain $[0, L]$.
+    - `t_final` [1]: the last output time.
+    - `n_x` [points]: output (and branch-sensor) points in x, ends included.
+    - `n_t` [count]: output times, t = 0 included.
+    - `refine` [1]: solver grid spacing = output spacing in x / `refine`.
+    - `steps_per_output` [count]: solver steps between output times.
+    - `amplitude` [1]: $\\gamma$ of the initial-condition series.
+    - `seed` [-]: seed of the initial conditions and coefficients.
     """
 
     n_samples: int = 1200

@@ -58,7 +58,26 @@ def _check_range(name, r, lo=None):
 
 @dataclasses.dataclass(frozen=True)
 class CylinderFlowConfig:
-    """Cylinder-flow generator parameters (lengths in m, times in s)."""
+    """Vortex shedding past a cylinder in a channel (2-D incompressible Navier-Stokes, P2/P1 FEM).
+
+    The keys of `data.generate` / `sciops generate cylinder_flow`, in SI units (lengths in m,
+    times in s), as the DFG benchmark channel.
+
+    **Fields:**
+
+    - `n_trajectories` [count]: flows, each on its own mesh, Reynolds number and cylinder.
+    - `n_steps` [count]: recorded steps per trajectory.
+    - `dt` [s]: time step of the solver and of the records (MeshGraphNets uses 0.01).
+    - `spinup` [s]: simulated time before recording starts.
+    - `nu` [m²/s]: kinematic viscosity.
+    - `reynolds` [1]: $\\mathrm{Re} = U D/\\nu$ is drawn uniformly from ``[lo, hi]`` per trajectory.
+    - `length`, `height` [m]: the channel.
+    - `radius` [m]: the cylinder radius is drawn uniformly from ``[lo, hi]``.
+    - `center_x`, `center_y` [m]: the cylinder centre is drawn uniformly from these ranges.
+    - `h_min`, `h_max` [m]: mesh edge length at the cylinder and far from it.
+    - `seed` [-]: seed of the geometries and Reynolds numbers.
+    - `xdmf` [-]: also write every trajectory as XDMF next to the HDF5 file.
+    """
 
     n_trajectories: int = 4
     n_steps: int = 300  # recorded steps per trajectory
@@ -192,7 +211,23 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
 
 @dataclasses.dataclass(frozen=True)
 class TransportConfig:
-    """Advection–diffusion generator parameters (unit square, solid-body rotation)."""
+    """Advection-diffusion of a Gaussian blob in solid-body rotation on the unit square (P1 FEM).
+
+    The keys of `data.generate` / `sciops generate transport`. Nondimensional: lengths and
+    times have unit 1.
+
+    **Fields:**
+
+    - `n_trajectories` [count]: trajectories, each on its own mesh.
+    - `n_steps` [count]: recorded steps per trajectory.
+    - `dt` [1]: time step of the solver and of the records.
+    - `diffusivity` [1]: $D$.
+    - `omega` [rad per unit time]: rotation rate of the advecting flow.
+    - `sigma` [1]: the initial blob's width is drawn uniformly from ``[lo, hi]``.
+    - `h` [1]: mesh edge length.
+    - `seed` [-]: seed of the meshes and initial blobs.
+    - `xdmf` [-]: also write every trajectory as XDMF next to the HDF5 file.
+    """
 
     n_trajectories: int = 8
     n_steps: int = 100

@@ -97,11 +97,24 @@ def plate_mask(holes, n: int, n_z: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class HeatConfig:
-    """Parameters of the 3-D plate data set (`sciops generate heat3d`).
+    """Steady 3-D heat conduction in a plate with 1 to `max_holes` cooling holes: design -> T.
 
-    Each design has between 1 and `max_holes` holes with centres in $[0.2, 0.8]^2$, radii in
-    `radius`, at least `gap` apart (rejection sampling). The design vector holds, per hole slot,
-    ``(present, cx, cy, r)`` (zeros for absent holes).
+    The keys of `data.generate` / `sciops generate heat3d`. Each design has between 1 and
+    `max_holes` holes with centres in $[0.2, 0.8]^2$, radii in `radius`, at least `gap` apart
+    (rejection sampling). The design vector holds, per hole slot, ``(present, cx, cy, r)``
+    (zeros for absent holes). The problem is nondimensional (plate side 1, conductivity 1).
+
+    **Fields:**
+
+    - `n_samples` [count]: number of designs.
+    - `resolution` [nodes]: nodes per side in x and y.
+    - `n_z` [nodes]: nodes through the thickness.
+    - `thickness` [1]: the plate's thickness $H$ (its side is 1).
+    - `max_holes` [count]: the largest number of holes in a design.
+    - `radius` [1]: hole radii are drawn uniformly from ``[lo, hi]``.
+    - `gap` [1]: the smallest distance between two holes' walls.
+    - `source` [1]: $q_0$ of the heating $q(z) = q_0 (1 + z/H)$.
+    - `seed` [-]: seed of the designs.
     """
 
     n_samples: int = 400

@@ -50,27 +50,31 @@ __all__ = ["NavierStokesConfig", "PROBLEMS", "generate", "generate_arrays", "ini
 
 @dataclasses.dataclass(frozen=True)
 class NavierStokesConfig:
-    """Parameters of a Navier–Stokes data set (keys of `data.generate` / `sciops generate`).
+    """2-D Navier-Stokes vorticity on the periodic unit torus: w(t_start) -> w(t_start + horizon).
+
+    The keys of `data.generate` / `sciops generate navier_stokes`. The problem is
+    nondimensional (unit torus, Li et al.'s forcing), so times, viscosity and vorticity have
+    unit 1.
 
     **Fields:**
 
-    - `n_samples`: number of trajectories.
-    - `resolution`: nodes per side of the stored fields.
-    - `solve_resolution`: nodes per side of the solver grid, a multiple of `resolution`
+    - `n_samples` [count]: number of trajectories.
+    - `resolution` [nodes]: nodes per side of the stored fields.
+    - `solve_resolution` [nodes]: nodes per side of the solver grid, a multiple of `resolution`
       (default: `resolution`); stored fields are subsampled at every
       `solve_resolution/resolution`-th node (as Li et al. solve at 256² and subsample).
-    - `viscosity`: $\\nu$; the benchmarks use $10^{-3}$ to $10^{-5}$ (Li et al.). Below
+    - `viscosity` [1]: $\\nu$; the benchmarks use $10^{-3}$ to $10^{-5}$ (Li et al.). Below
       ~$10^{-4}$ a 64² grid under-resolves the enstrophy cascade: raise `solve_resolution`.
-    - `t_start`: time of the input `x` ($w$ evolved from the random initial field).
-    - `horizon`: $T$; the target `y` is $w$ at `t_start + horizon`.
-    - `dt`: time step; `t_start` and `horizon` must be multiples of it. The default satisfies
+    - `t_start` [1]: time of the input `x` ($w$ evolved from the random initial field).
+    - `horizon` [1]: $T$; the target `y` is $w$ at `t_start + horizon`.
+    - `dt` [1]: time step; `t_start` and `horizon` must be multiples of it. The default satisfies
       the advective CFL condition at 64²–128² for these fields ($|u| \\lesssim 1$).
-    - `n_snapshots`: if > 0, also write the trajectory `w` of shape
+    - `n_snapshots` [count]: if > 0, also write the trajectory `w` of shape
       `(n_samples, n_snapshots + 1, s, s)` at equally spaced times from `t_start` to
       `t_start + horizon` (for autoregressive rollouts).
-    - `forcing_amplitude`: the 0.1 of Li et al.'s forcing.
-    - `seed`: seed of the initial fields (sample $i$ depends only on `seed` and $i$).
-    - `batch_size`: trajectories integrated together (vmapped).
+    - `forcing_amplitude` [1]: the 0.1 of Li et al.'s forcing.
+    - `seed` [-]: seed of the initial fields (sample $i$ depends only on `seed` and $i$).
+    - `batch_size` [count]: trajectories integrated together (vmapped).
     """
 
     n_samples: int = 200

@@ -51,22 +51,40 @@ __all__ = ["WaveConfig", "cfl_limit", "laplacian", "simulate", "taylor_start", "
 
 @dataclasses.dataclass(frozen=True)
 class WaveConfig:
-    """Parameters of the wave data set (YAML keys of `data.generate` / `sciops generate wave`).
+    """The 2-D acoustic wave equation in a heterogeneous medium: wave speed and sources -> u(t).
 
-    - `n_samples`: trajectories; `resolution`: grid nodes per side of the stored square
-      $[0, L]^2$ (spacing $h = L/(\\text{resolution}-1)$); `length`: $L$.
-    - `n_frames`, `frame_dt`, `t_start`: the stored frames are $u(t_\\text{start} + j\\,
-      \\text{frame\\_dt})$, $j < $ `n_frames`; `t_start` `null` means $2t_0$ for Ricker sources,
-      0 for pulses.
-    - `dt`: the solver step (`null`: `cfl` times the stability limit, rounded down so a frame is
-      a whole number of steps); a `dt` above the CFL limit is an error.
-    - `velocity`: `grf` (smooth Gaussian random field of correlation length `length_scale`) or
-      `layered` (`n_layers` layers with gently curved interfaces); values in [`c_min`, `c_max`].
-    - `source`: `ricker` (smoothed point sources, peak frequency `frequency`, delay
-      $t_0 = 1/f$) or `pulse` (Gaussian bumps at rest); `n_sources`, `source_width` (std).
-    - `boundary`: `absorbing` (sponge of `sponge_width` cells and strength `sponge_strength`,
-      $\\sigma_{\\max} = $ strength $\\cdot c_{\\max}/(\\text{width}\\cdot h)$) or `reflecting`.
-    - `seed`: the random seed of fields and sources.
+    The keys of `data.generate` / `sciops generate wave`. Nondimensional: lengths, times and
+    speeds have unit 1.
+
+    **Fields:**
+
+    - `n_samples` [count]: trajectories.
+    - `resolution` [nodes]: grid nodes per side of the stored square $[0, L]^2$ (spacing
+      $h = L/(\\text{resolution}-1)$).
+    - `length` [1]: $L$.
+    - `n_frames` [count]: stored frames $u(t_\\text{start} + j\\,\\text{frame\\_dt})$, $j <$ `n_frames`.
+    - `frame_dt` [1]: time between stored frames.
+    - `t_start` [1]: time of the first frame; `null` means $2t_0$ for Ricker sources, 0 for
+      pulses.
+    - `dt` [1]: the solver step (`null`: `cfl` times the stability limit, rounded down so a frame
+      is a whole number of steps); a `dt` above the CFL limit is an error.
+    - `cfl` [1]: fraction of the stability limit used when `dt` is `null`.
+    - `velocity` [-]: ``"grf"`` (smooth Gaussian random field of correlation length
+      `length_scale`) or ``"layered"`` (`n_layers` layers with gently curved interfaces).
+    - `c_min`, `c_max` [1]: the range of the wave speed.
+    - `length_scale` [1]: correlation length of the ``"grf"`` wave speed.
+    - `n_layers` [count]: layers of the ``"layered"`` wave speed.
+    - `source` [-]: ``"ricker"`` (smoothed point sources, peak frequency `frequency`, delay
+      $t_0 = 1/f$) or ``"pulse"`` (Gaussian bumps at rest).
+    - `n_sources` [count]: sources per trajectory.
+    - `frequency` [1/time]: peak frequency of the Ricker sources.
+    - `source_width` [1]: standard deviation of a source's Gaussian.
+    - `boundary` [-]: ``"absorbing"`` (sponge of `sponge_width` cells and strength
+      `sponge_strength`, $\\sigma_{\\max} = $ strength $\\cdot c_{\\max}/(\\text{width}\\cdot h)$) or
+      ``"reflecting"``.
+    - `sponge_width` [cells]: width of the absorbing sponge.
+    - `sponge_strength` [1]: strength of the absorbing sponge.
+    - `seed` [-]: the random seed of fields and sources.
     """
 
     n_samples: int = 100

@@ -36,6 +36,9 @@ class DataConfig:
       `n_train` defaults to every sample not in the other two.
     - `test`: further test sets, name → HDF5 path (e.g. other resolutions).
     - `in_memory`: read the training split into memory (else stream it from disk).
+    - `format`, `keys`, `layout`, `subsample`, `units`: how to read a user's own file
+      (a .mat, PDEBench HDF5, .npz, .pt, ASE or rMD17 file; docs/data.md "Your own files"):
+      the arguments of `sciops.data.read_dataset`, applied to `path` and to every `test` file.
     """
 
     path: str
@@ -45,6 +48,11 @@ class DataConfig:
     n_test: int = 0
     test: dict[str, str] = dataclasses.field(default_factory=dict)
     in_memory: bool = True
+    format: str = "auto"
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    layout: dict[str, str] = dataclasses.field(default_factory=dict)
+    subsample: int | list[int] = 1
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for k in ("n_val", "n_test"):

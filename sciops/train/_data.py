@@ -8,7 +8,7 @@ import pathlib
 
 from .._config import from_dict, to_dict
 from .._errors import DataError
-from ..data import Dataset, read_hdf5, split
+from ..data import Dataset, detect_format, read_dataset, read_hdf5, split
 from ..pde import problem as get_problem
 from ._config import DataConfig
 
@@ -24,9 +24,24 @@ class DataBundle:
     tests: dict[str, Dataset]
 
 
+def _read(config: DataConfig, path) -> Dataset:
+    """`path` read with the config's reader options (users' own formats: sciops.data.read_dataset)."""
+    return read_dataset(path, format=config.format, keys=config.keys, layout=config.layout,
+                        subsample=config.subsample, units=config.units)
+
+
 def ensure_generated(config: DataConfig, *, progress: bool = True) -> pathlib.Path:
-    """Make `config.path` with `config.generate` if it does not exist; check provenance if it does."""
+    """Make `config.path` with `config.generate` if it does not exist; check provenance if it does.
+
+    A file that exists and is not a sciops data set (a user's .mat, PDEBench, npz, ... file)
+    is read as it is: `generate` does not apply to it.
+    """
     path = pathlib.Path(config.path)
+    if path.is_file() and detect_format(path) != "sciops":
+        return path
+    if config.generate is not None and path.suffix not in (".h5", ".hdf5"):
+        raise DataError(f"data.path: {path}: data file not found (data.generate writes only "
+                        ".h5 files)")
     if config.generate is None:
         if not path.is_file():
             raise DataError(f"data.path: {path}: data file not found (and no data.generate "
@@ -59,7 +74,7 @@ def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
     """Read (generating if configured) and split the data set of a run."""
     path = ensure_generated(config, progress=progress)
     try:
-        parts = split(read_hdf5(path), config.n_train, config.n_val, config.n_test)
+        parts = split(_read(config, path), config.n_train, config.n_val, config.n_test)
     except DataError as e:
         raise DataError(f"data: {e}") from None
     train = parts["train"].in_memory() if config.in_memory else parts["train"]
@@ -69,7 +84,7 @@ def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
         if name in tests:
             raise DataError(f"data.test.{name}: the name 'test' is taken by data.n_test")
         try:
-            tests[name] = read_hdf5(test_path)
+            tests[name] = _read(config, test_path)
         except DataError as e:
             raise DataError(f"data.test.{name}: {e}") from None
     return DataBundle(train=train, val=val, tests=tests)

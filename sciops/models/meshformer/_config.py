@@ -20,6 +20,8 @@ def _check_common(c) -> None:
         raise ConfigError(f"model.noise_std: must be >= 0, got {c.noise_std}")
     if any(t < 0 or t >= 9 for t in c.loss_node_types):
         raise ConfigError(f"model.loss_node_types: node types are 0..8, got {list(c.loss_node_types)}")
+    if not c.output_loss_weight >= 0:
+        raise ConfigError(f"model.output_loss_weight: must be >= 0, got {c.output_loss_weight}")
     if c.edge_multiple < 1:
         raise ConfigError(f"model.edge_multiple: must be >= 1, got {c.edge_multiple}")
 
@@ -28,12 +30,17 @@ def _check_common(c) -> None:
 class MeshTransformerConfig:
     """The mesh transformer of Garnier et al. (2025): adjacency-restricted attention.
 
-    - `state_fields`: fields advanced in time (input at t, predicted as the change to t+1);
-      `output_fields`: fields predicted directly at t+1 and not fed back (pressure).
+    - `state_fields`: fields advanced in time (input at t, predicted as the change to t+1:
+      the velocity-change target of MeshGraphNets); `output_fields`: fields predicted
+      directly at t+1 and not fed back (optional, e.g. pressure; none by default, as
+      MeshGraphNets' cylinder model); `output_loss_weight`: their weight in the loss (the
+      loss is the weighted mean of the per-channel MSEs, state channels weighing 1).
     - `loss_node_types`: node types that evolve (MeshGraphNets codes: 0 fluid, 5 outflow); the
       loss uses them, and a rollout overwrites the others from the boundary conditions.
     - `noise_std`: Gaussian noise added to the state inputs on fluid nodes during training
-      (physical units; Pfaff et al. use 0.02 for cylinder flow).
+      (physical units; Pfaff et al. use 0.02 for cylinder flow). The normalisers are
+      computed on noised inputs and on the noise-correcting targets, as MeshGraphNets'
+      online normalisers see them.
     - `width`, `heads`, `n_layers`, `mlp_ratio`: the transformer; `encoder_depth`: hidden
       layers of the node encoder and decoder MLPs.
     - `layers`: per layer (cycled over `n_layers`) a list of per-head neighbourhoods (cycled
@@ -48,7 +55,8 @@ class MeshTransformerConfig:
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
-    output_fields: tuple[str, ...] = ("pressure",)
+    output_fields: tuple[str, ...] = ()
+    output_loss_weight: float = 1.0
     loss_node_types: tuple[int, ...] = (0, 5)
     noise_std: float = 0.02
     width: int = 64
@@ -107,7 +115,8 @@ class MeshGraphNetConfig:
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
-    output_fields: tuple[str, ...] = ("pressure",)
+    output_fields: tuple[str, ...] = ()
+    output_loss_weight: float = 1.0
     loss_node_types: tuple[int, ...] = (0, 5)
     noise_std: float = 0.02
     latent: int = 128

@@ -2,8 +2,9 @@
 
 Training follows MeshGraphNets (Pfaff et al. 2021): a random time step per trajectory, Gaussian
 noise on the fluid nodes' state inputs with the target corrected for it, targets the normalised
-change per step, and a mean-squared loss over the nodes that evolve (fluid and outflow) for the
-state fields, over every node for the output fields (pressure).
+change per step (normalisers computed on the noised inputs and targets), and a mean-squared
+loss over the nodes that evolve (fluid and outflow) for the state fields, over every node for
+the optional output fields (pressure), weighted by `output_loss_weight`.
 """
 
 from __future__ import annotations
@@ -66,14 +67,20 @@ def _fit(config, train: Dataset):
             raise DataError(f"{train.name}: not a mesh data set with node types (no {k!r})")
     state, delta, out, pos, edge = _Moments(), _Moments(), _Moments(), _Moments(), _Moments()
     types: set[int] = set()
+    # the statistics of what the network sees in training: inputs with the training noise on
+    # the fluid nodes, targets that correct it (MeshGraphNets accumulates its normalisers
+    # online over the noisy training batches; here one seeded noise draw per frame)
+    rng = np.random.default_rng(0)
     for i in range(len(train)):
         s = {k: v[0] for k, v in train.take([i]).items()}
         m = np.asarray(s["node_mask"], bool)
         types |= set(np.unique(s["node_type"][m]).tolist())
         x = np.concatenate([s[f] for f in config.state_fields], -1).astype(np.float64)
-        state.add(x[:, m].reshape(-1, x.shape[-1]))
+        fluid = (m & (s["node_type"] == NORMAL))[None, :, None]
+        noisy = x + config.noise_std * rng.standard_normal(x.shape) * fluid
+        state.add(noisy[:, m].reshape(-1, x.shape[-1]))
         ev = m & np.isin(s["node_type"], config.loss_node_types)
-        d = x[1:] - x[:-1]
+        d = x[1:] - noisy[:-1]
         delta.add(d[:, ev].reshape(-1, d.shape[-1]))
         if config.output_fields:
             y = np.concatenate([s[f] for f in config.output_fields], -1).astype(np.float64)
@@ -147,7 +154,10 @@ def _sample_loss(config, model: MeshSimulator, sample, key):
                                           (pred.shape[0], pred.shape[1] - c))], -1)
     w = w.astype(pred.dtype)
     per_channel = jnp.sum((pred - target) ** 2 * w, 0) / jnp.maximum(w.sum(0), 1.0)
-    return jnp.mean(per_channel)
+    # weighted mean over channels: state channels weigh 1, output channels output_loss_weight
+    cw = jnp.concatenate([jnp.ones(c, pred.dtype),
+                          jnp.full(pred.shape[1] - c, config.output_loss_weight, pred.dtype)])
+    return jnp.sum(cw * per_channel) / jnp.sum(cw)
 
 
 def loss(config, model: MeshSimulator, batch, *, key):

@@ -1,0 +1,100 @@
+"""CLI help: every problem and every option says what it is, its unit and its allowed values."""
+
+import argparse
+import dataclasses
+import typing
+
+import pytest
+
+from sciops.cli._help import allowed_values, field_docs, options_help
+from sciops.cli._main import build_parser, main
+from sciops.pde import problem, problem_names
+
+
+@dataclasses.dataclass(frozen=True)
+class _Example:
+    """An example config.
+
+    **Fields:**
+
+    - `dt` [s]: the time step,
+      continued on a second line.
+    - `lo`, `hi` [m]: two fields, one description.
+    - `kind` [-]: ``"a"`` or ``"b"``.
+    - `undocumented_unit`: no unit given.
+    """
+
+    dt: float = 0.1
+    lo: float = 0.0
+    hi: float = 1.0
+    kind: typing.Literal["a", "b"] = "a"
+    undocumented_unit: tuple[float, float] | None = None
+
+
+def test_field_docs_parses_names_units_and_continuations():
+    docs = field_docs(_Example)
+    assert docs["dt"].description == "the time step, continued on a second line."
+    assert docs["dt"].unit == "s"
+    assert docs["lo"] == docs["hi"] and docs["hi"].unit == "m"
+    assert docs["kind"].description == '"a" or "b".' and docs["kind"].unit == "-"
+    assert docs["undocumented_unit"].unit is None
+
+
+def test_allowed_values_from_types():
+    hints = typing.get_type_hints(_Example)
+    assert allowed_values(hints["kind"]) == "one of 'a', 'b'"
+    assert allowed_values(hints["undocumented_unit"]) == "a range [lo, hi] of two numbers, or null"
+    assert allowed_values(int) == "integer" and allowed_values(bool) == "true or false"
+    assert allowed_values(tuple[str, ...]) == "a list of strings"
+    text = options_help(_Example)
+    assert "  --dt  number; s; default 0.1" in text
+    assert "  --kind  one of 'a', 'b'; no unit; default 'a'" in text
+    assert "unit not stated" in text
+
+
+@pytest.mark.parametrize("name", problem_names())
+def test_every_problem_option_has_a_description_and_unit(name):
+    config = problem(name).config
+    docs = field_docs(config)
+    fields = [f.name for f in dataclasses.fields(config)]
+    assert [f for f in fields if f not in docs] == [], f"{name}: fields without a doc item"
+    assert [f for f in fields if docs[f].unit is None] == [], f"{name}: fields without a [unit]"
+    assert all(docs[f].description for f in fields)
+
+
+def test_generate_help_lists_every_problem(capsys):
+    assert main(["generate", "--help"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert set(lines) == set(problem_names())
+    assert "unit square" in lines["darcy"]
+
+
+def test_generate_problem_help_shows_units_and_choices(capsys):
+    assert main(["generate", "cylinder_flow", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  --nu  number; m²/s; default 0.001" in out
+    assert main(["generate", "darcy", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "  --coefficient  one of 'threshold', 'lognormal'; no unit; default 'threshold'" in out
+
+
+def test_generate_without_a_problem_lists_them_and_exits_2(capsys):
+    assert main(["generate"]) == 2
+    err = capsys.readouterr().err
+    assert "navier_stokes" in err and "error: generate: name a problem" in err
+
+
+def _subcommands(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices.items()
+
+
+def test_every_option_of_every_subcommand_has_help():
+    undocumented = [
+        f"{verb} {a.option_strings or a.dest}"
+        for verb, sub in _subcommands(build_parser())
+        for a in sub._actions
+        if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()
+    ]
+    assert undocumented == []
