@@ -22,6 +22,7 @@ from sciops.plot import (  # noqa: E402
     plot_loss_curve,
     plot_mesh_fields,
     plot_parity,
+    pyplot,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -116,6 +117,32 @@ def test_curves_loss_curve_and_parity(tmp_path):
     assert fig.axes[0].get_xlabel() == "reference force component [eV/Å]"
     with pytest.raises(ValueError, match="50 values, predicted 49"):
         plot_parity(ref, ref[:-1], quantity="f", unit="1", title="t")
+    # panels of one figure (the mlip family's energy and force parity)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2)
+    assert plot_parity(ref, 2 * ref, quantity="energy per atom", unit="eV/atom", title="E",
+                       ax=axes[0]) is fig
+    plot_parity(ref, ref, quantity="force component", unit="eV/Å", title="F", ax=axes[1])
+    check_figure(fig)
+    assert "MAE 0.5102 eV/atom" in axes[0].get_title() and "MAE 0 eV/Å" in axes[1].get_title()
+    plt.close(fig)
+
+
+def test_every_family_plot_takes_the_driver_labels():
+    """`fit` and `evaluate` call `plot(config, model, batch, path, fields=..., sample_ids=...)`
+    on every family that has a plot (the mlip parity plot once lacked the two keywords)."""
+    import inspect
+
+    from sciops.models import family, family_names
+
+    for name in family_names():
+        try:
+            fam = family(name)
+        except Exception:  # noqa: BLE001 - a family whose extra is not installed
+            continue
+        if fam.plot is not None:
+            params = inspect.signature(fam.plot).parameters
+            assert {"fields", "sample_ids"} <= set(params), name
 
 
 def test_check_figure_rejects_unlabelled_figures():

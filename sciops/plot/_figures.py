@@ -352,7 +352,7 @@ def plot_loss_curve(metrics_path: str | os.PathLike, path: str | os.PathLike | N
 
 
 def plot_parity(reference, predicted, *, quantity: str, unit: str, title: str,
-                path: str | os.PathLike | None = None, max_points: int = 20000):
+                path: str | os.PathLike | None = None, max_points: int = 20000, ax=None):
     """Predicted against reference values (a parity plot), with the line y = x, MAE and RMSE.
 
     **Arguments:**
@@ -362,6 +362,7 @@ def plot_parity(reference, predicted, *, quantity: str, unit: str, title: str,
     - `unit`: its unit, e.g. ``"eV/Å"``.
     - `title`, `path`: as in `plot_fields`; at most `max_points` points are drawn (an evenly
       spaced subset), the errors use every value.
+    - `ax`: draw into this axes (a panel of a larger figure) instead of a new figure.
 
     **Returns:** the `Figure`.
     """
@@ -373,9 +374,13 @@ def plot_parity(reference, predicted, *, quantity: str, unit: str, title: str,
     err = pred - ref
     mae, rmse = float(np.mean(np.abs(err))), float(np.sqrt(np.mean(err**2)))
     every = max(1, ref.size // max_points)
-    fig, ax = plt.subplots(figsize=(4.8, 4.6), constrained_layout=True)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.8, 4.6), constrained_layout=True)
+    else:
+        fig = ax.figure
     ax.scatter(ref[::every], pred[::every], s=4, alpha=0.5, label=f"{ref.size} values")
-    lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+    lo, hi = ((float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max())))
+              if ref.size else (0.0, 1.0))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
     ax.set_xlabel(f"reference {field_label(quantity, unit)}")
     ax.set_ylabel(f"predicted {field_label(quantity, unit)}")
