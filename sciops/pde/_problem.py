@@ -47,6 +47,7 @@ _BUILTIN = {
     "cylinder_flow": "sciops.pde.flow",
     "transport": "sciops.pde.flow",
     "atoms": "sciops.pde.atoms",
+    "molecule": "sciops.pde.molecules",
 }
 _REGISTRY: dict[str, Problem] = {}
 
