@@ -234,6 +234,11 @@ def _cmd_bench(args) -> int:
     import runpy
 
     folder = pathlib.Path(args.dir)
+    if args.summary:
+        from ._bench_summary import format_table, load_summary
+
+        print(format_table(load_summary(folder / "summary.json")))
+        return 0
     available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     if args.name is None:
         print("\n".join(available) if available else f"no benchmarks in {folder}")
@@ -381,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(sciops bench NAME --help shows them)")
     b.add_argument("--dir", default="benchmarks", metavar="DIR",
                    help="the benchmarks folder (default benchmarks)")
+    b.add_argument("--summary", action="store_true",
+                   help="print the summary of every family against its peer or baseline "
+                   "(DIR/summary.json, the table at the top of docs/benchmarks.md) and exit")
     b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("convert", help="write a user's file (.mat, PDEBench, npz, .pt, ASE, "
