@@ -1,6 +1,6 @@
 """The training driver: determinism, sharding, resume after SIGKILL, NaN guard, transfer, errors.
 
-Uses the tiny `toy` family (tests/_toy_family.py) on data made here, so that these tests check
+Uses the tiny `toy` family (tests/_toy_family/) on data made here, so that these tests check
 the driver and nothing else; the FNO end-to-end run is in test_cli.py.
 """
 
@@ -18,7 +18,6 @@ import pytest
 import yaml
 from conftest import tree_allclose
 
-import sciops.models._family as registry
 from sciops import ConfigError, DataError, TrainingError
 from sciops.data import write_hdf5
 from sciops.train import config_from_dict, fit, load_config, load_run, trainable_filter
@@ -29,7 +28,9 @@ HERE = pathlib.Path(__file__).parent
 @pytest.fixture(autouse=True)
 def toy_family(monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.setitem(registry._MODULES, "toy", "_toy_family")
+    import _toy_family  # registers the family "toy" (sciops.models.register_family)
+
+    return _toy_family.FAMILY
 
 
 def _data(path, n=64, seed=0):
@@ -96,8 +97,7 @@ def test_sharded_step_equals_single_device(tmp_path):
 _KILLER = """
 import os, signal, sys, pathlib
 sys.path.insert(0, {tests!r})
-import sciops.models._family as registry
-registry._MODULES["toy"] = "_toy_family"
+import _toy_family
 import sciops.train._fit as fitmod
 from sciops.train import config_from_dict
 import yaml

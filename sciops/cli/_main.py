@@ -173,29 +173,17 @@ def _cmd_convert(args) -> int:
     return 0
 
 
-_ROLLOUTS = {
-    "meshformer": "sciops.eval._mesh_rollout",
-    "meshgraphnet": "sciops.eval._mesh_rollout",
-    "wavecnn": "sciops.eval._grid_rollout",
-}
-
-
 def _cmd_rollout(args) -> int:
-    import importlib
-
     from ..train import load_run
 
     run = load_run(args.run_dir)
-    if run.family.name not in _ROLLOUTS:
-        raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout; "
-                          f"rollouts exist for {', '.join(sorted(_ROLLOUTS))}")
-    module = importlib.import_module(_ROLLOUTS[run.family.name])
-    extra = ({"start": args.start, "inflow": args.inflow_speed,
-              "animation": not args.no_animation}
-             if run.family.name in ("meshformer", "meshgraphnet") else {})
-    summary = module.rollout(run, args.data, steps=args.steps, mode=args.mode,
-                             boundary=args.boundary, out_dir=args.out,
-                             progress=not args.no_progress, **extra)
+    if run.family.rollout is None:
+        raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout (only "
+                          "simulator families define Family.rollout)")
+    summary = run.family.rollout(run, args.data, steps=args.steps, start=args.start,
+                                 mode=args.mode, boundary=args.boundary, out_dir=args.out,
+                                 inflow=args.inflow_speed, animation=not args.no_animation,
+                                 progress=not args.no_progress)
     if "table" in summary:  # mesh simulators: the model beside its baselines
         print(summary["table"])
         print("wrote " + ", ".join(summary["files"]))

@@ -87,7 +87,7 @@ def rollout(run, data_path, *, steps: int | None = None,
     model = run.model
     for attr in ("history", "state_field", "cond_fields", "step"):
         if not hasattr(model, attr):
-            raise ConfigError(f"rollout: model family {getattr(run.family, 'name', '?')!r} is not "
+            raise ConfigError(f"rollout: model family {run.family.name!r} is not "
                               f"a grid simulator (no {attr!r}); rollout needs frames in time")
     mode = "teacher_forced" if mode == "teacher-forced" else mode
     if mode not in ("autoregressive", "teacher_forced"):

@@ -107,10 +107,7 @@ def _sample(family, model_config, mesh: MeshField) -> dict[str, np.ndarray]:
     for t, c in mesh.cells.items():
         arrays[f"cells_{t}"] = np.asarray(c, np.int32)[None]
         arrays[f"cells_{t}_mask"] = np.ones((1, len(c)), bool)
-    prepare = getattr(family, "prepare", None)
-    if prepare is None:
-        from ..models.meshformer import prepare
-    ds = prepare(model_config, Dataset(arrays, {}, name="rollout"))
+    ds = family.prepare(model_config, Dataset(arrays, {}, name="rollout"))
     return {k: v[0] for k, v in ds.take([0]).items()}
 
 
@@ -308,8 +305,9 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
         raise ConfigError(f"--inflow-speed: must be > 0, got {inflow}")
     model, family = run.model, run.family
     model_config = run.config.model
-    if not hasattr(model, "rollout") or not hasattr(model, "state_fields"):
-        raise DataError(f"rollout: family {family.name!r} is not a mesh simulator")
+    if family.rollout is None or family.prepare is None:
+        raise DataError(f"rollout: family {family.name!r} is not a mesh simulator (its Family "
+                        "record has no rollout and prepare)")
     data_path = pathlib.Path(data_path)
     out_dir = pathlib.Path(out_dir)
     fields = tuple(model.state_fields) + tuple(model.output_fields)

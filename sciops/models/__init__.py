@@ -1,5 +1,8 @@
-"""sciops.models: the five model families. Imports from sciops.data, sciops.pde, sciops.nn."""
+"""sciops.models: the model families and their one contract, the `Family` record.
+Imports from sciops.data, sciops.pde, sciops.nn."""
 
 from ._family import Family as Family
+from ._family import default_trainable as default_trainable
 from ._family import family as family
 from ._family import family_names as family_names
+from ._family import register_family as register_family

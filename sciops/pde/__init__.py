@@ -3,3 +3,4 @@
 from ._problem import Problem as Problem
 from ._problem import problem as problem
 from ._problem import problem_names as problem_names
+from ._problem import register_problem as register_problem

@@ -10,7 +10,7 @@ from typing import Any
 from .._config import closest
 from .._errors import ConfigError
 
-__all__ = ["Problem", "problem", "problem_names"]
+__all__ = ["Problem", "problem", "problem_names", "register_problem"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,9 @@ class Problem:
     generate: Callable[..., Any]
 
 
-_MODULES = {
+# The built-in problems: name -> the module that defines it (in its `PROBLEMS` mapping),
+# imported on first use so that `import sciops.pde` stays light.
+_BUILTIN = {
     "darcy": "sciops.pde.darcy",
     "navier_stokes": "sciops.pde.navier_stokes",
     "fisher": "sciops.pde.fisher",
@@ -42,15 +44,43 @@ _MODULES = {
     "transport": "sciops.pde.flow",
     "atoms": "sciops.pde.atoms",
 }
+_REGISTRY: dict[str, Problem] = {}
+
+
+def register_problem(problem: Problem, *, replace: bool = False) -> Problem:
+    """Make `problem` available to ``data.generate.problem`` and ``sciops generate``.
+
+    **Arguments:**
+
+    - `problem`: the record.
+    - `replace`: allow replacing a problem registered under the same name (otherwise a
+      `ConfigError`).
+
+    **Returns:** `problem`.
+    """
+    if not isinstance(problem, Problem):
+        raise ConfigError(f"register_problem: expected a sciops.pde.Problem, got "
+                          f"{type(problem).__name__}")
+    old = _REGISTRY.get(problem.name)
+    if old is not None and old is not problem and not replace:
+        raise ConfigError(f"register_problem: a problem named {problem.name!r} is already "
+                          "registered (pass replace=True to replace it)")
+    _REGISTRY[problem.name] = problem
+    return problem
 
 
 def problem_names() -> list[str]:
-    return sorted(_MODULES)
+    """The names of the built-in and registered problems."""
+    return sorted(set(_BUILTIN) | set(_REGISTRY))
 
 
 def problem(name: str) -> Problem:
-    if name not in _MODULES:
-        raise ConfigError(f"data.generate.problem: unknown problem {name!r}{closest(name, _MODULES)};"
-                          f" known: {', '.join(problem_names())}")
-    module = importlib.import_module(_MODULES[name])
-    return module.PROBLEMS[name]
+    """Look up a problem by name (ConfigError naming the closest one)."""
+    if name not in _REGISTRY and name in _BUILTIN:
+        module = importlib.import_module(_BUILTIN[name])
+        register_problem(module.PROBLEMS[name])
+    if name not in _REGISTRY:
+        known = problem_names()
+        raise ConfigError(f"data.generate.problem: unknown problem {name!r}"
+                          f"{closest(name, known)}; known: {', '.join(known)}")
+    return _REGISTRY[name]

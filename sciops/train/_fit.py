@@ -252,7 +252,8 @@ def fit(config: Config, *, out: str | os.PathLike | None = None, resume: bool = 
     raw_train = bundle.train
     if fam.prepare is not None:
         bundle = _prepared(fam, config.model, bundle)
-    spec = trainable_filter(model, config.transfer.trainable if config.transfer else None)
+    spec = trainable_filter(model, config.transfer.trainable if config.transfer else None,
+                            base=fam.trainable(model))
     params, static = eqx.partition(model, spec)
     optimizer = make_optimizer(tc.optimizer, tc.steps)
     opt_state = optimizer.init(params)
@@ -431,7 +432,8 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     ckpt = pathlib.Path(checkpoint) if checkpoint else latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise DataError(f"{run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
-    spec = trainable_filter(like, config.transfer.trainable if config.transfer else None)
+    spec = trainable_filter(like, config.transfer.trainable if config.transfer else None,
+                            base=fam.trainable(like))
     opt_like = make_optimizer(config.train.optimizer, config.train.steps).init(
         eqx.filter(like, spec))
     (model, _), header = load_checkpoint(ckpt, (like, opt_like))

@@ -1,8 +1,8 @@
 """Which leaves of a model the optimizer updates: frozen constants and transfer-learning masks.
 
-A leaf is trainable when it is a floating-point array, does not sit inside a module marked
-frozen (a class attribute ``__sciops_frozen__ = True``, as on `sciops.data.Normalizer`: fitted
-statistics, fixed tables), and, in a transfer run, lies under one of the `trainable` paths.
+A leaf is trainable when the family's `Family.trainable` selects it (by default every
+floating-point array outside frozen modules such as `sciops.data.Normalizer`) and, in a
+transfer run, it lies under one of the `trainable` paths.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import equinox as eqx
 import jax
 
 from .._errors import ConfigError
+from ..models import default_trainable
 
 __all__ = ["trainable_filter", "resolve_path", "module_paths"]
 
 _TOKEN = re.compile(r"\.?([A-Za-z_]\w*)|\[(-?\d+)\]")
-
-
-def _is_frozen(x) -> bool:
-    return bool(getattr(type(x), "__sciops_frozen__", False))
 
 
 def resolve_path(model: Any, path: str, key: str = "transfer.trainable") -> Any:
@@ -52,21 +49,20 @@ def module_paths(model: Any) -> list[str]:
     return []
 
 
-def _frozen_prefixes(model) -> list[tuple]:
-    found = []
-    jax.tree_util.tree_map_with_path(lambda path, x: found.append(tuple(path)) if _is_frozen(x)
-                                     else None, model, is_leaf=_is_frozen)
-    return found
-
-
 def trainable_filter(model: Any, trainable: Sequence[str] | None = None,
-                     key: str = "transfer.trainable") -> Any:
-    """A pytree of bools like `model`: True where the optimizer updates the leaf."""
-    frozen = _frozen_prefixes(model)
-    flat, treedef = jax.tree_util.tree_flatten_with_path(model)
-    spec = jax.tree_util.tree_unflatten(treedef, [
-        eqx.is_inexact_array(x) and not any(tuple(path[:len(q)]) == q for q in frozen)
-        for path, x in flat])
+                     key: str = "transfer.trainable", base: Any = None) -> Any:
+    """A pytree of bools like `model`: True where the optimizer updates the leaf.
+
+    **Arguments:**
+
+    - `model`: the model.
+    - `trainable`: attribute paths (``second``, ``branch.layers[-1]``) of the parts a transfer
+      run trains; none: every part.
+    - `key`: the config key named in errors.
+    - `base`: the leaves that may train at all (the family's `Family.trainable(model)`);
+      default `sciops.models.default_trainable(model)`.
+    """
+    spec = default_trainable(model) if base is None else base
     if not trainable:
         return spec
     chosen = jax.tree.map(lambda _: False, spec)

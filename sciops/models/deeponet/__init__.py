@@ -1,7 +1,7 @@
 """sciops.models.deeponet: the multi-task DeepONet with geometry masks (Kumar, Goswami et al.
 2024). Imports from sciops.data, sciops.nn."""
 
-from .._family import Family
+from .._family import Family, register_family
 from ._deeponet import DeepONet as DeepONet
 from ._deeponet import grid_points as grid_points
 from ._family import DeepONetConfig as DeepONetConfig
@@ -12,4 +12,5 @@ from ._family import plot as plot
 from ._family import predict as predict
 from ._family import relative_l2 as relative_l2
 
-FAMILIES = {"deeponet": Family("deeponet", DeepONetConfig, build, loss, metrics, plot)}
+FAMILIES = {"deeponet": register_family(Family("deeponet", DeepONetConfig, build, loss, metrics,
+                                               plot))}

@@ -1,7 +1,7 @@
 """The `fno` family: Fourier neural operators on regular grids (Li et al., ICLR 2021), with the
 MG-TFNO extensions (factorized spectral weights, layer blocks, multi-grid patching)."""
 
-from .._family import Family
+from .._family import Family, register_family
 from ._family import FieldOperator as FieldOperator
 from ._family import FNOConfig as FNOConfig
 from ._family import Normalizer as Normalizer
@@ -10,4 +10,4 @@ from ._fno import FNO as FNO
 from ._mg import MGOperator as MGOperator
 from ._mg import MGPatching as MGPatching
 
-FAMILIES = {"fno": Family("fno", FNOConfig, build, loss, metrics, plot)}
+FAMILIES = {"fno": register_family(Family("fno", FNOConfig, build, loss, metrics, plot))}

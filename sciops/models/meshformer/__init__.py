@@ -2,9 +2,7 @@
 2025) and the `meshgraphnet` baseline (Pfaff et al. 2021), sharing one data interface: sciops
 mesh data sets (`sciops.data.write_mesh_dataset`) passed through `prepare`."""
 
-import dataclasses as _dc
-
-from .._family import Family
+from .._family import Family, register_family
 from ._config import MeshGraphNetConfig as MeshGraphNetConfig
 from ._config import MeshTransformerConfig as MeshTransformerConfig
 from ._config import Neighbourhood as Neighbourhood
@@ -14,11 +12,26 @@ from ._mgn import MeshGraphNet as MeshGraphNet
 from ._simulator import MeshSimulator as MeshSimulator
 from ._transformer import MeshTransformer as MeshTransformer
 
-# `prepare` (host-side graph building) is passed when the Family record has that hook.
-_extra = {"prepare": prepare} if "prepare" in {f.name for f in _dc.fields(Family)} else {}
+
+def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
+                mode: str = "autoregressive", boundary: str = "truth", out_dir,
+                inflow: float | None = None, animation: bool = True,
+                progress: bool = True) -> dict:
+    """`Family.rollout` of `meshformer` and `meshgraphnet`: the mesh rollout driver of
+    `sciops.eval` (XDMF/HDF5 trajectories, the model beside persistence and linear
+    extrapolation, figures), imported when a rollout is asked for so that the model layer does
+    not load the eval layer."""
+    from ...eval._mesh_rollout import rollout as rollout_mesh
+
+    return rollout_mesh(run, data_path, steps=steps, start=start, mode=mode,
+                        boundary=boundary, out_dir=out_dir, inflow=inflow,
+                        animation=animation, progress=progress)
+
 
 FAMILIES = {
-    "meshformer": Family("meshformer", MeshTransformerConfig, build, loss, metrics, plot, **_extra),
-    "meshgraphnet": Family("meshgraphnet", MeshGraphNetConfig, build, loss, metrics, plot,
-                           **_extra),
+    "meshformer": register_family(Family("meshformer", MeshTransformerConfig, build, loss,
+                                         metrics, plot, prepare=prepare, rollout=rollout_run)),
+    "meshgraphnet": register_family(Family("meshgraphnet", MeshGraphNetConfig, build, loss,
+                                           metrics, plot, prepare=prepare,
+                                           rollout=rollout_run)),
 }

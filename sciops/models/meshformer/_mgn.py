@@ -97,3 +97,15 @@ class MeshGraphNet(eqx.Module):
 
         (v, _), _ = jax.lax.scan(body, (v, e), params)
         return jax.vmap(self.decoder)(v)
+
+    # The field that `sciops.models.meshformer.prepare` adds for this network.
+    prepared_field = "mesh_senders"
+
+    def on_sample(self, x: Float[_A, "nodes features"], sample: dict, edge_norm
+                  ) -> Float[Array, "nodes out"]:
+        """The network on one prepared mesh sample: edge features are the relative positions
+        and their length on the ``mesh_*`` edges, normalised by `edge_norm`."""
+        s, r = sample["mesh_senders"], sample["mesh_receivers"]
+        rel = sample["points"][s] - sample["points"][r]
+        ef = jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
+        return self(x, edge_norm.encode(ef), s, r, sample["mesh_edge_mask"])

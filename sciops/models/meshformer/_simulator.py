@@ -30,7 +30,7 @@ NORMAL = 0  # fluid nodes: the only ones that receive training noise (Pfaff et a
 
 def check_prepared(sample_keys, net) -> None:
     """DataError if a batch lacks the graph fields that `prepare` adds."""
-    need = "graph0_senders" if isinstance(net, MeshTransformer) else "mesh_senders"
+    need = net.prepared_field
     if need not in sample_keys:
         raise DataError(f"mesh batch has no {need!r} field: mesh data sets must go through "
                         "sciops.models.meshformer.prepare(config, dataset) before batching "
@@ -87,14 +87,7 @@ class MeshSimulator(eqx.Module):
         """Normalised outputs: the change of the state fields, then the output fields."""
         check_prepared(sample.keys(), self.net)
         x = self.node_features(sample, state, key=key)
-        if isinstance(self.net, MeshTransformer):
-            graphs = tuple((sample[f"graph{g}_senders"], sample[f"graph{g}_receivers"],
-                            sample[f"graph{g}_mask"]) for g in range(self.n_graphs))
-            return self.net(x, graphs)
-        s, r = sample["mesh_senders"], sample["mesh_receivers"]
-        rel = sample["points"][s] - sample["points"][r]
-        ef = jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
-        return self.net(x, self.edge_norm.encode(ef), s, r, sample["mesh_edge_mask"])
+        return self.net.on_sample(x, sample, self.edge_norm)
 
     def step(self, sample: dict[str, Any], state: Float[Array | np.ndarray, "nodes channels"]
              ) -> tuple[Float[Array, "nodes channels"], Float[Array, "nodes outc"]]:

@@ -103,3 +103,15 @@ class MeshTransformer(eqx.Module):
         for block, g in zip(self.blocks, self.layer_graph, strict=False):
             h = block(h, *graphs[g])
         return jax.vmap(self.decoder)(jax.vmap(self.norm)(h[:n]))
+
+    # The field that `sciops.models.meshformer.prepare` adds for this network.
+    prepared_field = "graph0_senders"
+
+    def on_sample(self, x: Float[_A, "nodes features"], sample: dict, edge_norm=None
+                  ) -> Float[Array, "nodes out"]:
+        """The network on one prepared mesh sample: reads its ``graph{g}_*`` fields (edge
+        features are not used: `edge_norm` is accepted for the common signature)."""
+        n_graphs = max(self.layer_graph) + 1
+        graphs = tuple((sample[f"graph{g}_senders"], sample[f"graph{g}_receivers"],
+                        sample[f"graph{g}_mask"]) for g in range(n_graphs))
+        return self(x, graphs)

@@ -2,7 +2,7 @@
 neighbour lists, the `mlip` family and an ASE calculator. Imports sciops.data and sciops.nn;
 needs the `mlip` extra (e3nn-jax, ase)."""
 
-from .._family import Family
+from .._family import Family, register_family
 from ._family import MLIPConfig as MLIPConfig
 from ._family import build, loss, metrics
 from ._neighbors import Graph as Graph
@@ -12,8 +12,8 @@ from ._potential import EnergyScale as EnergyScale
 from ._potential import TDNPotential as TDNPotential
 from ._potential import energy_forces_stress as energy_forces_stress
 
-FAMILIES = {"mlip": Family(name="mlip", config=MLIPConfig, build=build, loss=loss,
-                           metrics=metrics)}
+FAMILIES = {"mlip": register_family(Family(name="mlip", config=MLIPConfig, build=build,
+                                           loss=loss, metrics=metrics))}
 
 
 def __getattr__(name):

@@ -19,7 +19,7 @@ import numpy as np
 from ... import _random
 from ..._errors import ConfigError, DataError
 from ...nn import CPConv, DepthwiseSeparableConv, FullConv, SeparableSumConv, Tucker2Conv
-from .._family import Family
+from .._family import Family, register_family
 from ._model import WaveCNN, rollout
 
 __all__ = ["WaveCNNConfig", "CONVS", "build", "loss", "metrics", "plot", "FAMILIES"]
@@ -218,4 +218,20 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path) -> None:
     plt.close(fig)
 
 
-FAMILIES = {"wavecnn": Family("wavecnn", WaveCNNConfig, build, loss, metrics, plot)}
+def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
+                mode: str = "autoregressive", boundary: str = "truth", out_dir,
+                inflow: float | None = None, animation: bool = True,
+                progress: bool = True) -> dict:
+    """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
+    trajectories (imported when a rollout is asked for, so the model layer does not load the
+    eval layer). A grid rollout starts after the model's first `history` frames and always
+    writes its animation: `start`, `inflow` and `animation` are mesh-simulator options and have
+    no effect here."""
+    from ...eval._grid_rollout import rollout as rollout_grid
+
+    return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
+                        out_dir=out_dir, progress=progress)
+
+
+FAMILIES = {"wavecnn": register_family(Family("wavecnn", WaveCNNConfig, build, loss, metrics,
+                                              plot, rollout=rollout_run))}

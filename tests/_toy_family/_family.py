@@ -1,8 +1,4 @@
-"""A tiny model family for testing the driver in isolation: a pointwise affine map on grids.
-
-y = W x + b per grid point, after a frozen normaliser of x (fitted in `build`), so tests can
-check that frozen leaves stay put and that transfer learning trains only chosen parts.
-"""
+"""The toy family's functions: config, build (fits the frozen normaliser), loss and metrics."""
 
 import dataclasses
 
@@ -11,26 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sciops.models import Family
+from sciops import DataError
 
-
-class Scale(eqx.Module):
-    __sciops_frozen__ = True
-    mean: jax.Array
-    std: jax.Array
-
-
-class Pointwise(eqx.Module):
-    norm: Scale
-    first: eqx.nn.Linear
-    second: eqx.nn.Linear
-
-    def __call__(self, x):
-        c = x.shape[0]
-        z = (x - jax.lax.stop_gradient(self.norm.mean)) / jax.lax.stop_gradient(self.norm.std)
-        h = jax.vmap(self.first, in_axes=1, out_axes=1)(z.reshape(c, -1))
-        h = jax.vmap(self.second, in_axes=1, out_axes=1)(jnp.tanh(h))
-        return h.reshape(-1, *x.shape[1:])
+from ._model import Pointwise, Scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +18,9 @@ class ToyConfig:
 
 
 def build(config, train, *, key):
+    for k in ("x", "y"):
+        if k not in train:
+            raise DataError(f"{train.name}: the toy family needs field {k!r}")
     x = np.asarray(train.load()["x"], dtype=np.float32)
     k1, k2 = jax.random.split(key)
     c_in, c_out = train.shape("x")[0], train.shape("y")[0]
@@ -60,6 +42,3 @@ def loss(config, model, batch, *, key):
 
 def metrics(config, model, batch):
     return {"l2": _rel_l2(model, batch)}
-
-
-FAMILIES = {"toy": Family("toy", ToyConfig, build, loss, metrics)}
