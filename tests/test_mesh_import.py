@@ -303,3 +303,21 @@ def test_convert_mesh_writes_the_sciops_layout_with_provenance(tmp_path):
     with pytest.raises(DataError):
         convert_mesh(src, tmp_path / "bad.h5", fields=["velocity=W"])
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_sciops_convert_cli_on_a_vtu_folder(tmp_path, capsys):
+    from sciops.cli._main import main
+
+    src = tmp_path / "vtu"
+    src.mkdir()
+    _openfoam_like_series(src)
+    rule = "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax"
+    assert main(["convert", str(src), str(tmp_path / "a.h5"), "--field", "velocity=U[0,1]",
+                 "--node-types", rule]) == 0
+    ds = read_mesh_dataset(tmp_path / "a.h5")
+    assert ds.shape("velocity") == (3, 15, 2) and ds.attrs["source_format"] == "mesh"
+    assert main(["convert", str(src), str(tmp_path / "b.h5"), "--field", "velocity=W",
+                 "--node-types", rule]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no field 'W'" in err[0], err
+    assert not (tmp_path / "b.h5").exists()
