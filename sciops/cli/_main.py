@@ -50,10 +50,23 @@ def _cmd_fit(args) -> int:
     if not is_primary():
         return 0
     print(f"run folder: {result.run_dir}")
+    units = _family_units(config.family)
     for name, metrics in result.metrics.items():
-        print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
+        print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()
                                       if "/" not in k))
     return 0
+
+
+def _family_units(family_name: str) -> dict:
+    from ..models._family import family
+
+    return dict(family(family_name).units)
+
+
+def _metric(name: str, value: float, units: dict) -> str:
+    """``name = value unit`` (the unit from the family's record, when it gives one)."""
+    unit = units.get(name)
+    return f"{name} = {value:.4g}" + (f" {unit}" if unit else "")
 
 
 def _cmd_evaluate(args) -> int:
@@ -63,8 +76,12 @@ def _cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(results))
     else:
+        import yaml
+
+        cfg = yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml").read_text())
+        units = _family_units(cfg["model"]["family"])
         for name, metrics in results.items():
-            print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
+            print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()))
     return 0
 
 
@@ -209,6 +226,11 @@ def _cmd_bench(args) -> int:
     import runpy
 
     folder = pathlib.Path(args.dir)
+    if args.summary:
+        from ._bench_summary import format_table, load_summary
+
+        print(format_table(load_summary(folder / "summary.json")))
+        return 0
     available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     if args.name is None:
         print("\n".join(available) if available else f"no benchmarks in {folder}")
@@ -340,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(sciops bench NAME --help shows them)")
     b.add_argument("--dir", default="benchmarks", metavar="DIR",
                    help="the benchmarks folder (default benchmarks)")
+    b.add_argument("--summary", action="store_true",
+                   help="print the summary of every family against its peer or baseline "
+                   "(DIR/summary.json, the table at the top of docs/benchmarks.md) and exit")
     b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("convert", help="write a user's file (.mat, PDEBench, npz, .pt, ASE, "
