@@ -1,4 +1,4 @@
-"""`sciops fit | evaluate | rollout | generate | convert | bench | info`: a thin shell over the Python API.
+"""`sciops fit | evaluate | rollout | md | generate | convert | bench | info`: a thin shell over the Python API.
 
 Every verb calls a `main`-style function that notebooks and batch scripts call too. A
 user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
@@ -191,6 +191,26 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_md(args) -> int:
+    from ..models.mlip._md import md_from_run
+
+    s = md_from_run(args.run_dir, args.structure, out=args.out, steps=args.steps,
+                    dt_fs=args.dt_fs, thermostat=args.thermostat,
+                    temperature_K=args.temperature, friction_per_fs=args.friction,
+                    skin=args.skin, record_every=args.record_every, seed=args.seed)
+    line = (f"{s['thermostat']}: {s['atoms']} atoms, {s['steps']} steps ({s['ps']:.4g} ps) in "
+            f"{s['wall_s']:.1f} s (compilation included) = {s['atom_steps_per_s']:.4g} "
+            f"atom-steps/s; mean T {s['mean_temperature_K']:.1f} K; "
+            f"{s['rebuilds']} neighbour-list builds")
+    if "max_drift_eV_per_atom" in s:
+        line += (f"; total energy drift max {s['max_drift_eV_per_atom']:.3g} eV/atom, slope "
+                 f"{s['drift_slope_eV_per_atom_per_ps']:.3g} eV/atom/ps")
+    print(line)
+    if "trajectory" in s:
+        print(f"wrote {s['trajectory']}")
+    return 0
+
+
 def _cmd_rollout(args) -> int:
     from ..train import load_run
 
@@ -354,6 +374,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_rollout)
+
+    m = sub.add_parser("md", help="compiled molecular dynamics of a trained mlip run "
+                       "(NVE or Langevin, one lax.scan)")
+    m.add_argument("run_dir", help="an mlip run folder written by sciops fit")
+    m.add_argument("structure", help="starting structure, any file ASE reads (extxyz, POSCAR, "
+                   "cif, ...); its velocities are used if it has any")
+    m.add_argument("--steps", type=int, default=1000, metavar="N",
+                   help="number of time steps, an integer >= 1 (default 1000)")
+    m.add_argument("--dt-fs", type=float, default=1.0, metavar="FS",
+                   help="time step [fs] (default 1.0)")
+    m.add_argument("--thermostat", choices=["nve", "langevin"], default="nve",
+                   help="nve (velocity Verlet) or langevin (BAOAB); default nve")
+    m.add_argument("--temperature", type=float, default=300.0, metavar="K",
+                   help="initial velocities (when the file has none) and Langevin target [K] "
+                   "(default 300)")
+    m.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
+                   help="Langevin friction [1/fs] (default 0.01)")
+    m.add_argument("--skin", type=float, default=1.0, metavar="ANGSTROM",
+                   help="neighbour-list skin [Å] (default 1.0)")
+    m.add_argument("--record-every", type=int, default=10, metavar="N",
+                   help="steps between recorded frames (default 10)")
+    m.add_argument("--seed", type=int, default=0, help="PRNG seed (velocities, noise)")
+    m.add_argument("--out", metavar="FILE", help="extxyz trajectory to write (positions [Å], "
+                   "velocities, potential_energy [eV], time_fs per frame)")
+    m.set_defaults(func=_cmd_md)
 
     b = sub.add_parser("bench", help="run a side-by-side benchmark from benchmarks/ "
                        "(no name: list them)")
