@@ -80,6 +80,7 @@ PROBLEMS = {
                  "h_wake": 0.06, "h_max": 0.1, "xdmf": False},
     "atoms": {"n_samples": 2, "repeat": 1, "equilibration_steps": 2, "sample_every": 1,
               "temperatures": [300.0]},
+    "molecule": {"n_samples": 2, "equilibration_steps": 2, "sample_every": 1},
 }
 
 

@@ -65,8 +65,9 @@ def test_compiled_nve_follows_ase_velocity_verlet(setup):
     a = _atoms()
     args = (a.positions, a.numbers, a.get_masses(), np.asarray(a.cell), a.pbc)
     # skin 0.02 Å: rebuilds inside the loop; skin 1 Å: the first list serves all steps
+    # (and in chunks of 3 + 1 frames: the state carries over between compiled calls)
     out = run_md(model, cfg, *args, velocities=a.get_velocities(), n_steps=20, dt_fs=2.0,
-                 skin=0.02, record_every=5)
+                 skin=0.02, record_every=5, chunk_frames=3)
     wide = run_md(model, cfg, *args, velocities=a.get_velocities(), n_steps=20, dt_fs=2.0,
                   skin=1.0, record_every=5)
     assert out.rebuilds > 2 and wide.rebuilds == 1
@@ -100,3 +101,16 @@ def test_langevin_thermalises_and_bad_arguments(setup):
     # cutoff 3.6 + skin 4 = 7.6 Å exceeds the 7.22 Å cell: the 27-image search would miss edges
     with pytest.raises(DataError, match="not above cutoff \\+ skin = 7.6 Å"):
         run_md(model, cfg, *args, n_steps=2, skin=4.0)
+
+
+def test_md_command_errors(tmp_path, capsys):
+    from sciops.cli import main
+
+    assert main(["md", str(tmp_path / "run"), str(tmp_path / "none.xyz")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: md structure {tmp_path / 'none.xyz'}: no such file"
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("not a structure\n")
+    assert main(["md", str(tmp_path / "run"), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: md structure {bad}: not a structure file ASE can read")
+    assert "\n" not in err

@@ -48,6 +48,7 @@ _BUILTIN = {
     "dfg_2d_2": "sciops.pde.flow",
     "transport": "sciops.pde.flow",
     "atoms": "sciops.pde.atoms",
+    "molecule": "sciops.pde.molecules",
 }
 _REGISTRY: dict[str, Problem] = {}
 

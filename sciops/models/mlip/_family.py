@@ -33,8 +33,9 @@ class MLIPConfig:
     - `cutoff`: radial cutoff (Å). Periodic cells must be at least this wide.
     - `lmax`, `channels`, `n_layers`, `n_basis`, `radial_hidden`, `readout_hidden`: sizes.
     - `tensor_product`: ``cp`` (TDN), ``e3nn`` (e3nn-jax full product), ``sh_matrix`` (exact,
-      edge harmonics contracted first) or ``s2grid`` (Gaunt product). Four named alternatives
-      from the paper's comparison, hence a Literal of four.
+      edge harmonics contracted first), ``s2grid`` (Gaunt product) or ``exact`` (the fastest
+      exact form measured for this product, today ``sh_matrix``). The paper's comparison's
+      named alternatives, hence a Literal.
     - `cp_rank`: CP rank (default the paper's $7L^2$); `cp_target_error`: instead, the smallest
       rank reaching this relative error; `cp_cache_dir`: the CP factor cache folder.
     - `max_neighbors`: edge budget per atom slot (edges = atoms × this), fixed so every step
@@ -53,7 +54,7 @@ class MLIPConfig:
     n_basis: int = 8
     radial_hidden: int = 32
     readout_hidden: int = 32
-    tensor_product: Literal["cp", "e3nn", "sh_matrix", "s2grid"] = "cp"
+    tensor_product: Literal["cp", "e3nn", "sh_matrix", "s2grid", "exact"] = "cp"
     cp_rank: int | None = None
     cp_target_error: float | None = None
     cp_cache_dir: str | None = None
@@ -96,8 +97,10 @@ def tensor_product_factory(config: MLIPConfig):
         return functools.partial(CPTensorProduct, rank=config.cp_rank,
                                  target_error=config.cp_target_error,
                                  cache_dir=config.cp_cache_dir)
+    # "exact": the fastest exact form measured for feature x edge harmonics (the SH-matrix form;
+    # benchmarks/tensor_product_table.py, docs/mlip.md), as sciops.nn.make_tensor_product.
     return {"e3nn": E3nnTensorProduct, "sh_matrix": SHMatrixTensorProduct,
-            "s2grid": GauntS2TensorProduct}[config.tensor_product]
+            "s2grid": GauntS2TensorProduct, "exact": SHMatrixTensorProduct}[config.tensor_product]
 
 
 def check_structure(config: MLIPConfig, positions, species, cell, pbc, *, where: str,

@@ -30,7 +30,7 @@ from ._family import MLIPConfig, check_structure
 from ._neighbors import Graph, cell_heights, dense_neighbors, neighbor_list
 from ._potential import TDNPotential, energy_forces
 
-__all__ = ["MDResult", "MDState", "run_md"]
+__all__ = ["MDResult", "MDState", "md_from_run", "run_md"]
 
 _KB = 8.617333262e-5  # Boltzmann constant, eV/K (CODATA 2018, as ase.units.kB)
 
@@ -72,7 +72,8 @@ def run_md(model: TDNPotential, config: MLIPConfig, positions, species, masses, 
            pbc=(False, False, False), *, velocities=None, n_steps: int, dt_fs: float = 1.0,
            thermostat: str = "nve", temperature_K: float = 300.0,
            friction_per_fs: float = 0.01, skin: float = 1.0, max_neighbors: int | None = None,
-           record_every: int = 10, key: PRNGKeyArray | None = None) -> MDResult:
+           record_every: int = 10, chunk_frames: int = 100,
+           key: PRNGKeyArray | None = None) -> MDResult:
     """Run `n_steps` of MD on one structure, compiled (see the module docstring).
 
     **Arguments:**
@@ -88,16 +89,18 @@ def run_md(model: TDNPotential, config: MLIPConfig, positions, species, masses, 
     - `skin`: neighbour-list skin (Å); `max_neighbors`: edge budget per atom within
       $r_c + s$ (default: the initial structure's edge count within $r_c + s$ plus 25 % and
       four per atom).
-    - `record_every`: frame interval; `key`: PRNG key (initial velocities, Langevin noise).
+    - `record_every`: frame interval; `chunk_frames`: frames per compiled call (one compilation
+      serves every chunk); `key`: PRNG key (initial velocities, Langevin noise).
 
     **Raises:** `DataError` for a structure the model cannot evaluate (`check_structure`) or an
     edge-budget overflow; `ConfigError` for bad arguments.
     """
     if thermostat not in ("nve", "langevin"):
         raise ConfigError(f"md thermostat: expected 'nve' or 'langevin', got {thermostat!r}")
-    if n_steps < 1 or record_every < 1 or not dt_fs > 0 or not skin >= 0:
-        raise ConfigError(f"md: need n_steps >= 1, record_every >= 1, dt_fs > 0, skin >= 0; got "
-                          f"{n_steps}, {record_every}, {dt_fs}, {skin}")
+    if n_steps < 1 or record_every < 1 or chunk_frames < 1 or not dt_fs > 0 or not skin >= 0:
+        raise ConfigError(f"md: need n_steps >= 1, record_every >= 1, chunk_frames >= 1, "
+                          f"dt_fs > 0, skin >= 0; got {n_steps}, {record_every}, {chunk_frames}, "
+                          f"{dt_fs}, {skin}")
     from ase import units
 
     dtype = np.dtype(model.embedding.dtype)
@@ -132,90 +135,162 @@ def run_md(model: TDNPotential, config: MLIPConfig, positions, species, masses, 
         v = np.asarray(velocities, np.float64)
     dt = dt_fs * units.fs
     gamma = friction_per_fs / units.fs
-    arrs = [jnp.asarray(a, dtype) for a in (pos, v, cell_np, m)]
-    params, static = eqx.partition(model, eqx.is_array)
-    run = _compiled(static, config.cutoff, cut, budget, thermostat == "langevin",
-                    int(record_every))
-    state = _initial(params, static, arrs[0], arrs[1], jnp.asarray(z), arrs[2],
-                     jnp.asarray(pbc), cut, budget, key)
-    n_frames = n_steps // record_every
+    x0, v0, cell_j, m_j = (jnp.asarray(a, dtype) for a in (pos, v, cell_np, m))
+    z_j, pbc_j = jnp.asarray(z), jnp.asarray(pbc)
+    consts = (jnp.asarray(dt, dtype), jnp.asarray(gamma, dtype),
+              jnp.asarray(_KB * temperature_K, dtype))
+    static = dict(cutoff=float(config.cutoff), cut=float(cut), budget=int(budget),
+                  langevin=thermostat == "langevin")
+    state = _initial(model, x0, v0, z_j, cell_j, pbc_j, key, cut=float(cut), budget=int(budget))
+    # Frames run in chunks of one compiled length, so a long run (or a second run of the same
+    # system) reuses one compilation; the overflow flag is checked after every chunk.
+    n_frames, rest = divmod(n_steps, record_every)
+    plan = [(record_every, min(chunk_frames, n_frames - k))
+            for k in range(0, n_frames, chunk_frames)] + ([(rest, 1)] if rest else [])
     frames = []
-    if n_frames:
-        state, frames = run(params, state, jnp.asarray(z), arrs[2], jnp.asarray(pbc), arrs[3],
-                            jnp.asarray(dt, dtype), jnp.asarray(gamma, dtype),
-                            jnp.asarray(_KB * temperature_K, dtype), n_frames)
-    rest = n_steps - n_frames * record_every
-    if rest:
-        tail = _compiled(static, config.cutoff, cut, budget, thermostat == "langevin", rest)
-        state, last = tail(params, state, jnp.asarray(z), arrs[2], jnp.asarray(pbc), arrs[3],
-                           jnp.asarray(dt, dtype), jnp.asarray(gamma, dtype),
-                           jnp.asarray(_KB * temperature_K, dtype), 1)
-        frames = last if not n_frames else jax.tree.map(
-            lambda a, b: jnp.concatenate([a, b]), frames, last)
-    if bool(state.overflow):
-        raise DataError(f"md: more than {budget} edges within cutoff + skin = "
-                        f"{cut} Å during the run; give a larger max_neighbors (per atom)")
-    x, vel, epot = (np.asarray(a, np.float64) for a in frames)
+    for every, count in plan:
+        state, out = _run_frames(model, state, z_j, cell_j, pbc_j, m_j, *consts, every=every,
+                                 n_frames=count, **static)
+        frames.append(out)
+        if bool(state.overflow):
+            raise DataError(f"md: more than {budget} edges within cutoff + skin = "
+                            f"{cut} Å during the run; give a larger max_neighbors (per atom)")
+    x, vel, epot = (np.concatenate([np.asarray(f[i], np.float64) for f in frames])
+                    for i in range(3))
     ekin = 0.5 * np.einsum("fad,a->f", vel**2, m)
     dof = 3 * n - (3 if thermostat == "nve" else 0)
     return MDResult(x, vel, epot, ekin, 2 * ekin / (max(dof, 1) * _KB), int(state.rebuilds),
                     state)
 
 
-def _forces(params, static, x, z, cell, graph):
-    model = eqx.combine(params, static)
-    mask = jnp.ones(x.shape[0], bool)
-    return energy_forces(model, x, z, mask, cell, graph)
+def _forces(model, x, z, cell, graph):
+    return energy_forces(model, x, z, jnp.ones(x.shape[0], bool), cell, graph)
 
 
-def _initial(params, static, x, v, z, cell, pbc, cut, budget, key):
+@eqx.filter_jit
+def _initial(model, x, v, z, cell, pbc, key, *, cut: float, budget: int):
     graph, count = dense_neighbors(x, jnp.ones(x.shape[0], bool), cell, pbc, cut, budget)
-    e, f = _forces(params, static, x, z, cell, graph)
+    e, f = _forces(model, x, z, cell, graph)
     return MDState(x, v, f, e, x, *graph, jnp.asarray(1), count > budget, key)
 
 
-def _compiled(static, cutoff: float, cut: float, budget: int, langevin: bool, every: int):
-    """One jitted run: `n_frames` (static) frames of `every` steps each, the outer scan
-    recording positions, velocities and potential energy after each frame."""
+def _step(model, state, z, cell, pbc, masses, dt, gamma, kt, *, cutoff, cut, budget, langevin):
     half_skin2 = (0.5 * (cut - cutoff)) ** 2
+    inv_m = (1.0 / masses)[:, None]
+    v = state.velocities + 0.5 * dt * state.forces * inv_m
+    if langevin:
+        key, k = jax.random.split(state.key)
+        x = state.positions + 0.5 * dt * v
+        c1 = jnp.exp(-gamma * dt)
+        noise = jax.random.normal(k, v.shape, v.dtype)
+        v = c1 * v + jnp.sqrt((1 - c1**2) * kt * inv_m) * noise
+        x = x + 0.5 * dt * v
+    else:
+        key = state.key
+        x = state.positions + dt * v
+    moved = jnp.max(jnp.sum((x - state.reference) ** 2, axis=-1))
 
-    def step(params, state, z, cell, pbc, masses, dt, gamma, kt):
-        inv_m = (1.0 / masses)[:, None]
-        v = state.velocities + 0.5 * dt * state.forces * inv_m
-        if langevin:
-            key, k = jax.random.split(state.key)
-            x = state.positions + 0.5 * dt * v
-            c1 = jnp.exp(-gamma * dt)
-            noise = jax.random.normal(k, v.shape, v.dtype)
-            v = c1 * v + jnp.sqrt((1 - c1**2) * kt * inv_m) * noise
-            x = x + 0.5 * dt * v
-        else:
-            key = state.key
-            x = state.positions + dt * v
-        moved = jnp.max(jnp.sum((x - state.reference) ** 2, axis=-1))
+    def rebuild(_):
+        g, count = dense_neighbors(x, jnp.ones(x.shape[0], bool), cell, pbc, cut, budget)
+        return (*g, x, state.rebuilds + 1, state.overflow | (count > budget))
 
-        def rebuild(_):
-            g, count = dense_neighbors(x, jnp.ones(x.shape[0], bool), cell, pbc, cut, budget)
-            return (*g, x, state.rebuilds + 1, state.overflow | (count > budget))
+    def keep(_):
+        return (state.centers, state.neighbors, state.shifts, state.edge_mask,
+                state.reference, state.rebuilds, state.overflow)
 
-        def keep(_):
-            return (state.centers, state.neighbors, state.shifts, state.edge_mask,
-                    state.reference, state.rebuilds, state.overflow)
+    ci, nj, sh, em, ref, nb, ov = jax.lax.cond(moved > half_skin2, rebuild, keep, None)
+    e, f = _forces(model, x, z, cell, Graph(ci, nj, sh, em))
+    v = v + 0.5 * dt * f * inv_m
+    return MDState(x, v, f, e, ref, ci, nj, sh, em, nb, ov, key)
 
-        ci, nj, sh, em, ref, nb, ov = jax.lax.cond(moved > half_skin2, rebuild, keep, None)
-        e, f = _forces(params, static, x, z, cell, Graph(ci, nj, sh, em))
-        v = v + 0.5 * dt * f * inv_m
-        return MDState(x, v, f, e, ref, ci, nj, sh, em, nb, ov, key)
 
-    @eqx.filter_jit
-    def run(params, state, z, cell, pbc, masses, dt, gamma, kt, n_frames: int):
-        def inner(s, _):
-            return step(params, s, z, cell, pbc, masses, dt, gamma, kt), None
+@eqx.filter_jit
+def _run_frames(model, state, z, cell, pbc, masses, dt, gamma, kt, *, every: int, n_frames: int,
+                cutoff: float, cut: float, budget: int, langevin: bool):
+    """`n_frames` frames of `every` steps, compiled once per (model structure, shapes, options);
+    the outer scan records positions, velocities and potential energy after each frame."""
+    kw = dict(cutoff=cutoff, cut=cut, budget=budget, langevin=langevin)
 
-        def outer(s, _):
-            s, _ = jax.lax.scan(inner, s, None, length=every)
-            return s, (s.positions, s.velocities, s.energy)
+    def inner(s, _):
+        return _step(model, s, z, cell, pbc, masses, dt, gamma, kt, **kw), None
 
-        return jax.lax.scan(outer, state, None, length=n_frames)
+    def outer(s, _):
+        s, _ = jax.lax.scan(inner, s, None, length=every)
+        return s, (s.positions, s.velocities, s.energy)
 
-    return run
+    return jax.lax.scan(outer, state, None, length=n_frames)
+
+
+def md_from_run(run_dir, structure, *, out=None, steps: int = 1000, dt_fs: float = 1.0,
+                thermostat: str = "nve", temperature_K: float = 300.0,
+                friction_per_fs: float = 0.01, skin: float = 1.0, record_every: int = 10,
+                seed: int = 0, checkpoint=None) -> dict:
+    """`sciops md`: compiled MD of a trained `mlip` run on a structure file.
+
+    **Arguments:**
+
+    - `run_dir`: a finished `mlip` run folder (`checkpoint`: a given checkpoint, default last).
+    - `structure`: any file ASE reads (extxyz, POSCAR, cif, ...); its velocities are used when
+      it has any, else Maxwell–Boltzmann at `temperature_K`.
+    - `out`: extxyz trajectory to write (positions Å, velocities, `potential_energy` eV and
+      `time_fs` per frame), or None.
+    - the rest as `run_md`.
+
+    **Returns:** a summary: atoms, steps, simulated ps, wall seconds (compilation included),
+    atom-steps per second, the total-energy drift (largest deviation from the first frame and
+    the linear-fit slope, eV/atom and eV/atom/ps; NVE only), mean temperature (K), rebuilds.
+
+    **Raises:** `DataError` for a missing or unreadable structure file; as `run_md`.
+    """
+    import pathlib
+    import time
+
+    import ase.io
+
+    from ...train import load_run
+
+    path = pathlib.Path(structure)
+    if not path.is_file():
+        raise DataError(f"md structure {structure}: no such file")
+    try:
+        atoms = ase.io.read(path)
+    except Exception as e:  # ASE raises many types for files it cannot parse
+        raise DataError(f"md structure {structure}: not a structure file ASE can read "
+                        f"({type(e).__name__}: {e})") from None
+    run = load_run(run_dir, checkpoint)
+    if run.config.family != "mlip":
+        raise ConfigError(f"{run_dir}: a {run.config.family!r} run, not an mlip run")
+    vel = atoms.get_velocities()
+    vel = vel if vel is not None and np.abs(vel).sum() > 0 else None
+    t = time.perf_counter()
+    res = run_md(run.model, run.config.model, atoms.positions, atoms.numbers,
+                 atoms.get_masses(), np.asarray(atoms.cell) if atoms.pbc.any() else None,
+                 atoms.pbc, velocities=vel, n_steps=steps, dt_fs=dt_fs, thermostat=thermostat,
+                 temperature_K=temperature_K, friction_per_fs=friction_per_fs, skin=skin,
+                 record_every=record_every, key=jax.random.key(seed))
+    wall = time.perf_counter() - t
+    n = len(atoms)
+    t_fs = dt_fs * np.minimum(record_every * np.arange(1, len(res.potential) + 1), steps)
+    total = (res.potential + res.kinetic) / n
+    summary = {"atoms": n, "steps": steps, "ps": steps * dt_fs / 1000, "thermostat": thermostat,
+               "wall_s": wall, "atom_steps_per_s": n * steps / wall,
+               "mean_temperature_K": float(np.mean(res.temperature)),
+               "rebuilds": res.rebuilds}
+    if thermostat == "nve":
+        summary["max_drift_eV_per_atom"] = float(np.max(np.abs(total - total[0])))
+        summary["drift_slope_eV_per_atom_per_ps"] = (
+            float(np.polyfit(t_fs / 1000, total, 1)[0]) if len(total) > 1 else 0.0)
+    if out is not None:
+        frames = []
+        for k in range(len(res.potential)):
+            a = atoms.copy()
+            a.positions = res.positions[k]
+            a.set_velocities(res.velocities[k])
+            a.info.update(potential_energy=float(res.potential[k]), time_fs=float(t_fs[k]))
+            frames.append(a)
+        out = pathlib.Path(out)
+        tmp = out.with_name(out.name + ".tmp")
+        ase.io.write(tmp, frames, format="extxyz")
+        tmp.replace(out)
+        summary["trajectory"] = str(out)
+    return summary
