@@ -44,7 +44,8 @@ def detect_launcher(environ: dict[str, str] | None = None) -> str | None:
 def initialize(method: Method = "auto", *, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None,
                local_device_ids: Sequence[int] | None = None, cpu_devices: int | None = None,
-               timeout_s: int = 120, heartbeat_s: int = 60) -> bool:
+               timeout_s: int = 120, heartbeat_s: int = 60,
+               coordinator_bind: str | None = None) -> bool:
     """Join a multi-process JAX run; must come before any other JAX call touches a device.
 
     **Arguments:**
@@ -57,6 +58,10 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
     - `cpu_devices`: on CPU, the number of (virtual) devices this process exposes.
     - `timeout_s`: how long to wait for the other processes / the coordinator before failing.
     - `heartbeat_s`: after how long without a heartbeat a dead process fails the others.
+    - `coordinator_bind`: ``host:port`` the coordinator (process 0) listens on. Default for
+      ``"explicit"``: the `coordinator` address itself (so ``127.0.0.1:PORT`` listens on
+      loopback only, never on every interface); for SLURM and MPI JAX's default (every
+      interface, as multi-node runs need) unless given.
 
     **Returns:** True if a multi-process run was initialised.
 
@@ -77,6 +82,7 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
             raise ConfigError(f"--process-id: expected 0 <= id < {num_processes}, got {process_id}")
         kwargs.update(coordinator_address=coordinator, num_processes=num_processes,
                       process_id=process_id)
+        coordinator_bind = coordinator_bind or coordinator
         if process_id != 0:
             _wait_for_coordinator(coordinator, timeout_s)
     elif method == "mpi":
@@ -89,6 +95,8 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
     elif method != "slurm":
         raise ConfigError(f"distributed: unknown method {method!r}; expected auto, slurm, mpi "
                           "or explicit")
+    if coordinator_bind is not None:
+        kwargs["coordinator_bind_address"] = coordinator_bind
     if local_device_ids is not None:
         kwargs["local_device_ids"] = list(local_device_ids)
     if cpu_devices is not None:
