@@ -28,7 +28,7 @@ def _init_distributed(args) -> None:
     if args.distributed is None:
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
         return
-    from ..train._distributed import initialize
+    from ..train import initialize
 
     ids = None if args.local_device_ids is None else [int(i) for i in
                                                       args.local_device_ids.split(",")]
@@ -38,8 +38,7 @@ def _init_distributed(args) -> None:
 
 
 def _cmd_fit(args) -> int:
-    from ..train import fit, load_config
-    from ..train._distributed import is_primary
+    from ..train import fit, is_primary, load_config
 
     _init_distributed(args)
     config = load_config(args.config, args.overrides)

@@ -19,6 +19,8 @@ from ._data import DataBundle as DataBundle
 from ._data import check_finite as check_finite
 from ._data import prepare_data as prepare_data
 from ._data import read_data as read_data
+from ._distributed import initialize as initialize
+from ._distributed import is_primary as is_primary
 from ._evaluation import evaluate_dataset as evaluate_dataset
 from ._fit import fit as fit
 from ._mesh import make_mesh as make_mesh
