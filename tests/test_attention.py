@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import tree_allclose
 
 from sciops.nn._attention import (
@@ -77,8 +78,8 @@ def test_padded_edges_and_nodes_do_not_change_real_outputs(getkey):
     assert bool(jnp.all(jnp.isfinite(yp)))
 
 
-def test_edge_attention_memory_is_linear_in_edges():
-    """Compiled peak temp memory of forward+backward grows ~linearly with the mesh size."""
+def _temp_memory_slope():
+    """log-log slope of the compiled forward+backward temp memory from a 40x40 to an 80x80 mesh."""
     def peak(m):
         cells, n = _square_mesh(m)
         s, r = mesh_edges(cells, n)
@@ -91,5 +92,19 @@ def test_edge_attention_memory_is_linear_in_edges():
         comp = jax.jit(jax.grad(loss)).lower(att, x).compile()
         return n, comp.memory_analysis().temp_size_in_bytes
     (n1, m1), (n2, m2) = peak(40), peak(80)
-    slope = np.log(m2 / m1) / np.log(n2 / n1)
+    return np.log(m2 / m1) / np.log(n2 / n1)
+
+
+def test_edge_attention_memory_is_linear_in_edges():
+    """Compiled peak temp memory of forward+backward grows ~linearly with the mesh size, not
+    as dense attention's nodes² (slope 2). XLA's buffer assignment changes with its version and
+    flags (the tests compile at another optimisation level than users), so the default run
+    only separates O(edges) from O(nodes²) with a wide margin; the tight band is `slow`."""
+    slope = _temp_memory_slope()
+    assert 0.5 < slope < 1.5, slope
+
+
+@pytest.mark.slow  # XLA's compiled memory figures: version- and flag-dependent
+def test_edge_attention_memory_slope_is_close_to_one():
+    slope = _temp_memory_slope()
     assert 0.8 < slope < 1.1, slope

@@ -98,6 +98,11 @@ def test_generate_writes_consistent_dataset(tmp_path):
     np.testing.assert_allclose(direct["w"][:, :, ::2, ::2], arrays["w"], rtol=1e-5, atol=1e-6)
     # The mean vorticity is conserved on the solver grid (advection and forcing have zero mean).
     np.testing.assert_allclose(direct["w"].mean(axis=(2, 3)), 0.0, atol=1e-6)
+    # The provenance: the solver grid, and the first 2 trajectories against the same ones at
+    # half the spacing and step (the initial field interpolated spectrally): well converged.
+    disc, conv = data.attrs["discretisation"], data.attrs["self_convergence"]
+    assert disc["solver_nodes_per_side"] == 32 and disc["stored_every"] == 2
+    assert conv["n_samples"] == 2 and 0 < conv["rel_l2"] < 0.01
 
 
 def test_generate_into_file_roundtrip(tmp_path):

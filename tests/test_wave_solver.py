@@ -2,6 +2,7 @@
 standing wave and a manufactured solution with variable speed; energy conservation with
 reflecting walls and its loss through the sponge; the data set; the CFL check."""
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ import pytest
 from sciops._errors import ConfigError
 from sciops.data import read_hdf5
 from sciops.pde import problem
-from sciops.pde.wave import WaveConfig, _sponge, cfl_limit, laplacian, simulate
+from sciops.pde.wave import WaveConfig, _sponge, cfl_limit, laplacian, self_convergence, simulate
 
 K, L, T = 1, 2, 0.5  # mode sin(K pi x) sin(L pi y), final time (not a zero of the cosine)
 
@@ -119,6 +120,14 @@ def test_generate_data_set(tmp_path):
     assert ds.attrs["problem"] == "wave" and ds.attrs["config"]["resolution"] == 24
     assert ds.attrs["t_start"] == pytest.approx(0.4, abs=ds.attrs["dt"])
     assert np.abs(u).max() > 1e-3 and np.all(np.isfinite(u))
+    # The provenance: the solver grid and the measured self-convergence (2 trajectories against
+    # half the spacing and step): second order, so ~1/4 of the refine=1 error.
+    disc, conv = ds.attrs["discretisation"], ds.attrs["self_convergence"]
+    assert disc["stored_every"] == 2 and disc["solver_nodes_per_side"] == (23 + 12) * 2 + 1
+    assert disc["dt"] == pytest.approx(ds.attrs["dt"])
+    assert conv["n_samples"] == 2 and 0 < conv["rel_l2"] < 0.05
+    coarse = self_convergence(dataclasses.replace(cfg, refine=1), 2)
+    assert 3 < coarse.rel_l2 / conv["rel_l2"] < 5.5, (coarse.rel_l2, conv["rel_l2"])
     # Same seed, same data.
     problem("wave").generate(cfg, tmp_path / "again.h5", progress=False)
     np.testing.assert_array_equal(read_hdf5(tmp_path / "again.h5", lazy=False).load()["u"], u)
@@ -127,9 +136,12 @@ def test_generate_data_set(tmp_path):
 def test_dt_above_the_cfl_limit_is_a_config_error():
     limit = cfl_limit(1 / 63, 2.0)
     with pytest.raises(ConfigError, match=r"dt: .* above the CFL stability limit .* = 0\.00561"):
-        WaveConfig(dt=1.01 * limit)
-    WaveConfig(dt=0.99 * limit)  # below the limit: accepted
+        WaveConfig(refine=1, dt=1.01 * limit)
+    WaveConfig(refine=1, dt=0.99 * limit)  # below the limit: accepted
+    # The limit is that of the solver grid: half the spacing at the default refine = 2.
+    with pytest.raises(ConfigError, match=r"CFL stability limit .* = 0\.00280"):
+        WaveConfig(dt=0.99 * limit)
     with pytest.raises(ConfigError, match="frame_dt .* whole multiple of dt"):
-        WaveConfig(dt=0.003).time_step()
+        WaveConfig(dt=0.0027).time_step()
     with pytest.raises(ConfigError, match="cfl"):
         WaveConfig(cfl=1.5)

@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import DataError
 
 __all__ = ["Square", "Disk", "Triangle", "LShape", "Cross", "PlateWithHoles", "SHAPES",
-           "node_grid", "grid_mask", "as_mask"]
+           "node_grid", "grid_mask", "cut_fractions", "as_mask"]
 
 # Points within this distance of a boundary count as on it (grid nodes are computed in floating
 # point, e.g. 15/30 = 0.5 exactly but 0.1 * 3 is not 0.3).
@@ -128,6 +128,45 @@ def grid_mask(shape, n: int | np.integer) -> np.ndarray:
     mask[[0, -1], :] = False
     mask[:, [0, -1]] = False
     return mask
+
+
+def cut_fractions(shape, n: int | np.integer, mask: np.ndarray | None = None,
+                  iterations: int = 50) -> np.ndarray:
+    """Where the boundary of `shape` cuts the grid lines between an inside node and its
+    outside neighbours, for the Shortley–Weller (boundary-fitted finite-difference) stencil.
+
+    For each node $p$ of `mask` (default `grid_mask(shape, n)`) and each of the four grid
+    directions, $\\theta \\in (0, 1]$ is the distance from $p$ to the boundary along that line
+    in units of the spacing $h = 1/(n-1)$: 1 when the neighbour is inside (or $p$ is not), and
+    otherwise the first point where the segment leaves the shape, found by bisection on
+    ``shape.contains`` to `iterations` halvings (so any shape with ``contains`` works). A node
+    on the outer ring of the square counts as boundary (1).
+
+    **Returns:** float64 ``(2, 2, n, n)``: ``[axis, side]`` with axis 0 = $y$, 1 = $x$ and
+    side 0 = the $+1$ neighbour, 1 = the $-1$ neighbour.
+    """
+    x, y = node_grid(n)
+    if mask is None:
+        mask = grid_mask(shape, n)
+    h = 1.0 / (n - 1)
+    out = np.ones((2, 2, n, n))
+    ii, jj = np.nonzero(mask)
+    for axis in (0, 1):
+        for side, step in enumerate((1, -1)):
+            qi, qj = (ii + step, jj) if axis == 0 else (ii, jj + step)
+            outside = ~mask[qi, qj] & ~np.asarray(shape.contains(x[qi, qj], y[qi, qj]), bool)
+            pi_, pj = ii[outside], jj[outside]
+            px, py = x[pi_, pj], y[pi_, pj]
+            dx, dy = (0.0, step * h) if axis == 0 else (step * h, 0.0)
+            lo, hi = np.zeros(px.shape), np.ones(px.shape)
+            for _ in range(iterations):
+                mid = 0.5 * (lo + hi)
+                inside = np.asarray(shape.contains(px + mid * dx, py + mid * dy), bool)
+                lo = np.where(inside, mid, lo)
+                hi = np.where(inside, hi, mid)
+            # a boundary through the neighbour node itself (grid-aligned edges): exactly 1
+            out[axis, side, pi_, pj] = np.where(hi > 1 - 1e-6, 1.0, hi)
+    return out
 
 
 def as_mask(array, field_shape: tuple[int, ...], *, key: str = "mask") -> np.ndarray:

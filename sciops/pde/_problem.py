@@ -24,11 +24,15 @@ class Problem:
       `--key value` CLI options); every field has a default.
     - `generate(config, path, *, progress=True) -> None`: solve and write the data set to the
       HDF5 file `path` (atomically), with the config stored as provenance.
+    - `self_convergence(config, n_samples) -> SelfConvergence`: the first `n_samples` samples
+      of the data set against the same samples solved at half the grid spacing and time step
+      (`None` where the data have no discretisation error to measure this way).
     """
 
     name: str
     config: type
     generate: Callable[..., Any]
+    self_convergence: Callable[..., Any] | None = None
 
 
 # The built-in problems: name -> the module that defines it (in its `PROBLEMS` mapping),

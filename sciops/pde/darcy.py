@@ -28,9 +28,11 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Float
 
 from .._errors import ConfigError
+from ._convergence import NOT_MEASURED, SelfConvergence, compare
 from ._problem import Problem
 
-__all__ = ["DarcyConfig", "PROBLEMS", "assemble", "gaussian_random_field", "generate", "solve"]
+__all__ = ["DarcyConfig", "PROBLEMS", "assemble", "gaussian_random_field", "generate", "solve",
+           "self_convergence", "discretisation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,8 @@ class DarcyConfig:
     - `levels` [1]: $(a_+, a_-)$, the coefficient where $\\psi \\ge 0$ and where $\\psi < 0$ (threshold).
     - `sigma` [1]: $a = \\exp(\\sigma\\psi)$ with $\\psi$ of unit pointwise variance (lognormal).
     - `forcing` [1]: the constant right-hand side $f$.
+    - `convergence_samples` [count]: how many of the first samples `generate` re-solves on
+      cells half the size to record the self-convergence error in the file (0: none).
     - `seed` [-]: seed of the numpy generator (sample $i$ depends only on `seed` and $i$).
     """
 
@@ -69,6 +73,7 @@ class DarcyConfig:
     levels: tuple[float, float] = (12.0, 3.0)
     sigma: float = 1.0
     forcing: float = 1.0
+    convergence_samples: int = 4
     seed: int = 0
 
     def __post_init__(self):
@@ -80,6 +85,9 @@ class DarcyConfig:
                 self.solve_resolution < self.resolution or self.solve_resolution % self.resolution):
             raise ConfigError(f"solve_resolution: expected a multiple of resolution="
                               f"{self.resolution}, got {self.solve_resolution}")
+        if self.convergence_samples < 0:
+            raise ConfigError(f"convergence_samples: expected >= 0, got "
+                              f"{self.convergence_samples}")
         if self.alpha <= 1.0:
             # the field has finite pointwise variance in 2-D only for alpha > 1
             raise ConfigError(f"alpha: expected a value > 1, got {self.alpha}")
@@ -221,15 +229,39 @@ def generate(config: DarcyConfig, path, *, progress: bool = True) -> None:
         x[i, 0] = a
         y[i, 0] = u
     seconds = time.perf_counter() - start
+    check = self_convergence(config, config.convergence_samples) \
+        if config.convergence_samples else None
     layout = "samples channels y x"
     write_hdf5(path, {"x": x, "y": y},
                attrs={"problem": "darcy", "config": dataclasses.asdict(config),
                       "domain": [[0.0, 1.0], [0.0, 1.0]], "grid": "cell centres",
-                      "solve_seconds": seconds},
+                      "solve_seconds": seconds, "discretisation": discretisation(config),
+                      "self_convergence": NOT_MEASURED if check is None else check.as_attrs()},
                field_attrs={"x": {"units": "1", "layout": layout,
                                   "description": "coefficient a (permeability) at cell centres"},
                             "y": {"units": "1", "layout": layout,
                                   "description": "solution u (pressure) cell averages"}})
 
 
-PROBLEMS = {"darcy": Problem("darcy", DarcyConfig, generate)}
+def self_convergence(config: DarcyConfig, n_samples: int = 4) -> SelfConvergence:
+    """The first `n_samples` samples against the same coefficients solved on cells half the
+    size (`solve_resolution` doubled; see `sciops.pde.SelfConvergence`)."""
+    count = min(n_samples, config.n_samples)
+    solve_n = config.solve_resolution or config.resolution
+
+    def solutions(r):
+        cfg = dataclasses.replace(config, solve_resolution=solve_n * r)
+        return np.stack([sample(cfg, i)[1] for i in range(count)])
+
+    return compare(solutions, count, reference="the same samples solved on cells half the size")
+
+
+def discretisation(config: DarcyConfig) -> dict:
+    """The solver grid of a data set (for the provenance)."""
+    solve_n = config.solve_resolution or config.resolution
+    return {"scheme": "cell-centred five-point finite volumes, harmonic face means",
+            "solver_cells_per_side": solve_n, "stored": "cell averages",
+            "solver_tolerance": "direct sparse LU (SuperLU)"}
+
+
+PROBLEMS = {"darcy": Problem("darcy", DarcyConfig, generate, self_convergence)}

@@ -26,6 +26,7 @@ $h$ and $\\Delta t$ (tested against the exact waves above).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -33,10 +34,11 @@ import numpy as np
 
 from .._errors import ConfigError
 from ..data import write_hdf5
+from ._convergence import NOT_MEASURED, SelfConvergence, compare
 from ._problem import Problem
 
 __all__ = ["MonomialBasis", "TASKS", "FisherConfig", "solve", "exact_wave", "generate",
-           "PROBLEMS"]
+           "self_convergence", "discretisation", "PROBLEMS"]
 
 # Coefficients of s(u)/a in the monomial basis (1, u, u^2, u^3); see the module table.
 TASKS: dict[str, tuple[float, ...]] = {
@@ -196,6 +198,9 @@ class FisherConfig:
     - `refine` [1]: solver grid spacing = output spacing in x / `refine`.
     - `steps_per_output` [count]: solver steps between output times.
     - `amplitude` [1]: $\\gamma$ of the initial-condition series.
+    - `convergence_samples` [count]: how many of the first samples `generate` re-solves with
+      half the spacing and half the time step to record the self-convergence error in the file
+      (0: none).
     - `seed` [-]: seed of the initial conditions and coefficients.
     """
 
@@ -210,6 +215,7 @@ class FisherConfig:
     refine: int = 2              # solver grid = refine × output spacing in x
     steps_per_output: int = 4    # solver steps between output times
     amplitude: float = 1.5       # gamma of the initial-condition series
+    convergence_samples: int = 6
     seed: int = 0
 
     def __post_init__(self):
@@ -218,6 +224,10 @@ class FisherConfig:
             raise ConfigError(f"data.generate.tasks: unknown task(s) {bad}; known: {list(TASKS)}")
         if self.rate[0] > self.rate[1] or self.rate[0] <= 0:
             raise ConfigError(f"data.generate.rate: expected 0 < lo <= hi, got {self.rate}")
+        if self.refine < 1 or self.steps_per_output < 1 or self.convergence_samples < 0:
+            raise ConfigError(f"data.generate: need refine >= 1, steps_per_output >= 1 and "
+                              f"convergence_samples >= 0, got {self.refine}, "
+                              f"{self.steps_per_output} and {self.convergence_samples}")
 
 
 def _initial_conditions(config: FisherConfig):
@@ -237,23 +247,54 @@ def _initial_conditions(config: FisherConfig):
     return u0, task, base[task] * rate[:, None]
 
 
-def generate_arrays(config: FisherConfig, *, progress: bool = False) -> dict[str, np.ndarray]:
-    """Solve every sample of `config`; returns the arrays that `generate` writes."""
-    u0, task, coeffs = _initial_conditions(config)
+def _solve_samples(config: FisherConfig, u0: np.ndarray, coeffs: np.ndarray,
+                   progress: bool = False) -> np.ndarray:
+    """``u`` (samples, n_t, n_x) at the output points from fine-grid initial conditions."""
     parts = []
     size = 256
-    for s in range(0, config.n_samples, size):
+    for s in range(0, len(u0), size):
         sol = solve(u0[s:s + size], coeffs[s:s + size], length=config.length,
                     t_final=config.t_final, n_steps=config.steps_per_output * (config.n_t - 1),
                     diffusivity=config.diffusivity, save_every=config.steps_per_output)
         parts.append(sol[:, :, ::config.refine])
         if progress:
-            print(f"fisher: {min(s + size, config.n_samples)}/{config.n_samples} samples",
-                  flush=True)
-    u = np.concatenate(parts)
+            print(f"fisher: {min(s + size, len(u0))}/{len(u0)} samples", flush=True)
+    return np.concatenate(parts)
+
+
+def generate_arrays(config: FisherConfig, *, progress: bool = False) -> dict[str, np.ndarray]:
+    """Solve every sample of `config`; returns the arrays that `generate` writes."""
+    u0, task, coeffs = _initial_conditions(config)
+    u = _solve_samples(config, u0, coeffs, progress)
     return {"u0": u0[:, None, ::config.refine].astype(np.float32),
             "coeffs": coeffs.astype(np.float32), "task": task.astype(np.int32),
             "u": u[:, None].astype(np.float32)}
+
+
+def self_convergence(config: FisherConfig, n_samples: int = 6) -> SelfConvergence:
+    """The first `n_samples` samples against the same ones solved with half the spacing in
+    $x$ and half the time step (the initial condition is the same cosine series evaluated on
+    the finer grid; see `sciops.pde.SelfConvergence`). Reported per task too."""
+    count = min(n_samples, config.n_samples)
+
+    def solutions(r):
+        cfg = dataclasses.replace(config, refine=config.refine * r,
+                                  steps_per_output=config.steps_per_output * r)
+        u0, _, coeffs = _initial_conditions(cfg)
+        return _solve_samples(cfg, u0[:count], coeffs[:count])
+
+    tasks = [config.tasks[i % len(config.tasks)] for i in range(count)]
+    return compare(solutions, count, groups=tasks)
+
+
+def discretisation(config: FisherConfig) -> dict:
+    """The solver grid and step of a data set (for the provenance)."""
+    return {"scheme": "central differences, Crank-Nicolson, Newton (second order in x and t)",
+            "solver_points": config.refine * (config.n_x - 1) + 1,
+            "stored_every": config.refine,
+            "dt": config.t_final / (config.steps_per_output * (config.n_t - 1)),
+            "steps_per_output": config.steps_per_output,
+            "solver_tolerance": "Newton steps until the update is below 1e-12"}
 
 
 def generate(config: FisherConfig, path, *, progress: bool = True) -> None:
@@ -263,14 +304,20 @@ def generate(config: FisherConfig, path, *, progress: bool = True) -> None:
     source coefficients; ``task`` (samples,) task index into `config.tasks`; ``u`` (samples, 1,
     n_t, n_x) the solution on the (t, x) grid. Root attribute ``bounds`` = [[0, T], [0, L]].
     """
+    start = time.perf_counter()
     arrays = generate_arrays(config, progress=progress)
+    seconds = time.perf_counter() - start
+    check = self_convergence(config, config.convergence_samples) \
+        if config.convergence_samples else None
     write_hdf5(path, arrays, attrs={"problem": "fisher", "config": dataclasses.asdict(config),
                                     "bounds": [[0.0, config.t_final], [0.0, config.length]],
-                                    "tasks": list(config.tasks)},
+                                    "tasks": list(config.tasks), "solve_seconds": seconds,
+                                    "discretisation": discretisation(config),
+                                    "self_convergence": NOT_MEASURED if check is None else check.as_attrs()},
                field_attrs={"u": {"layout": "samples channels t x"},
                             "u0": {"layout": "samples channels x"},
                             "coeffs": {"description": "source coefficients in (1, u, u^2, u^3)"},
                             "task": {"description": "index into attrs['tasks']"}})
 
 
-PROBLEMS = {"fisher": Problem("fisher", FisherConfig, generate)}
+PROBLEMS = {"fisher": Problem("fisher", FisherConfig, generate, self_convergence)}

@@ -41,6 +41,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _random
 from .._errors import ConfigError, DataError
+from ._convergence import NOT_MEASURED, SelfConvergence, compare
 from ._problem import Problem
 
 __all__ = ["NavierStokesConfig", "PROBLEMS", "generate", "generate_arrays", "initial_vorticity",
@@ -75,6 +76,9 @@ class NavierStokesConfig:
     - `forcing_amplitude` [1]: the 0.1 of Li et al.'s forcing.
     - `seed` [-]: seed of the initial fields (sample $i$ depends only on `seed` and $i$).
     - `batch_size` [count]: trajectories integrated together (vmapped).
+    - `convergence_samples` [count]: how many of the first trajectories `generate` re-solves
+      with half the grid spacing and half the time step to record the self-convergence error in
+      the file (0: none).
     """
 
     n_samples: int = 200
@@ -88,6 +92,7 @@ class NavierStokesConfig:
     forcing_amplitude: float = 0.1
     seed: int = 0
     batch_size: int = 50
+    convergence_samples: int = 2
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -114,6 +119,9 @@ class NavierStokesConfig:
         if self.n_snapshots < 0 or (self.n_snapshots and n_steps % self.n_snapshots):
             raise ConfigError(f"n_snapshots: expected 0 or a divisor of horizon/dt={n_steps}, "
                               f"got {self.n_snapshots}")
+        if self.convergence_samples < 0:
+            raise ConfigError(f"convergence_samples: expected >= 0, got "
+                              f"{self.convergence_samples}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {self.batch_size}")
 
@@ -231,12 +239,33 @@ def solve(w0: Float[Array, "s s"], *, viscosity: float, dt: float, n_steps: int,
 # ------------------------------------------------------------------------------- data sets
 
 
-def _trajectories(config: NavierStokesConfig, start: int, count: int) -> np.ndarray:
-    """Snapshots of samples `start .. start+count-1`: (count, 1 + n_snapshots or 2, s, s)."""
-    s_solve = config.solve_resolution or config.resolution
+def _spectral_refine(w: Float[Array, "s s"], factor: int) -> Float[Array, "r r"]:
+    """The trigonometric interpolant of periodic node values `w` (even `s`) at the nodes of the
+    grid `factor` times finer: the Fourier coefficients zero-padded, the Nyquist modes dropped
+    (so the result is the band-limited field that `w` samples)."""
+    if factor == 1:
+        return w
+    s = w.shape[-1]
+    w_hat = jnp.fft.fftshift(jnp.fft.fft2(w))  # wavenumber -s/2 at index 0
+    w_hat = w_hat.at[0, :].set(0).at[:, 0].set(0)
+    pad = (s * factor - s) // 2
+    fine_hat = jnp.pad(w_hat, pad)
+    return jnp.real(jnp.fft.ifft2(jnp.fft.ifftshift(fine_hat))) * factor**2
+
+
+def _trajectories(config: NavierStokesConfig, start: int, count: int, refine: int = 1
+                  ) -> np.ndarray:
+    """Snapshots of samples `start .. start+count-1`: (count, 1 + n_snapshots or 2, s, s).
+
+    `refine` > 1 solves the same trajectories (the initial field interpolated spectrally, the
+    forcing evaluated on the finer grid) with the grid spacing and the time step divided by
+    `refine`, for `self_convergence`."""
+    s_data = config.solve_resolution or config.resolution
+    s_solve = s_data * refine
     stride = s_solve // config.resolution
-    n_start = round(config.t_start / config.dt)
-    n_steps = round(config.horizon / config.dt)
+    dt = config.dt / refine
+    n_start = round(config.t_start / config.dt) * refine
+    n_steps = round(config.horizon / config.dt) * refine
     n_snap = max(config.n_snapshots, 1)
     forcing = jnp.asarray(li_forcing(s_solve, config.forcing_amplitude), jnp.float32)
     base = jax.random.key(config.seed)
@@ -245,11 +274,11 @@ def _trajectories(config: NavierStokesConfig, start: int, count: int) -> np.ndar
     @jax.jit
     def run(keys):
         def one(key):
-            w0 = initial_vorticity(key, s_solve)
+            w0 = _spectral_refine(initial_vorticity(key, s_data), refine)
             if n_start:
-                w0 = solve(w0, viscosity=config.viscosity, dt=config.dt, n_steps=n_start,
+                w0 = solve(w0, viscosity=config.viscosity, dt=dt, n_steps=n_start,
                            forcing=forcing)[-1]
-            ws = solve(w0, viscosity=config.viscosity, dt=config.dt, n_steps=n_steps,
+            ws = solve(w0, viscosity=config.viscosity, dt=dt, n_steps=n_steps,
                        n_snapshots=n_snap, forcing=forcing)
             return jnp.concatenate([w0[None], ws])[:, ::stride, ::stride]
         return jax.vmap(one)(keys)
@@ -281,6 +310,22 @@ def generate_arrays(config: NavierStokesConfig, *, progress: bool = False
     return out
 
 
+def self_convergence(config: NavierStokesConfig, n_samples: int = 2) -> SelfConvergence:
+    """The first `n_samples` trajectories (all stored snapshots) against the same ones solved
+    with half the grid spacing and half the time step (see `sciops.pde.SelfConvergence`)."""
+    count = min(n_samples, config.n_samples)
+    return compare(lambda r: _trajectories(config, 0, count, r)[:, 1:], count)
+
+
+def discretisation(config: NavierStokesConfig) -> dict:
+    """The solver grid and step of a data set (for the provenance)."""
+    s_solve = config.solve_resolution or config.resolution
+    return {"scheme": "pseudo-spectral, 2/3 dealiasing, Crank-Nicolson viscosity with Heun "
+                      "advection (second order in time)",
+            "solver_nodes_per_side": s_solve, "stored_every": s_solve // config.resolution,
+            "dt": config.dt, "solver_tolerance": "explicit in advection (no solver)"}
+
+
 def generate(config: NavierStokesConfig, path, *, progress: bool = True) -> None:
     """Integrate `config.n_samples` trajectories and write them to the HDF5 file `path`."""
     from ..data import write_hdf5
@@ -288,6 +333,8 @@ def generate(config: NavierStokesConfig, path, *, progress: bool = True) -> None
     start = time.perf_counter()
     arrays = generate_arrays(config, progress=progress)
     seconds = time.perf_counter() - start
+    check = self_convergence(config, config.convergence_samples) \
+        if config.convergence_samples else None
     layout = "samples channels y x"
     field_attrs = {
         "x": {"units": "1/s", "layout": layout, "description": f"vorticity at t={config.t_start}"},
@@ -300,8 +347,10 @@ def generate(config: NavierStokesConfig, path, *, progress: bool = True) -> None
     write_hdf5(path, arrays,
                attrs={"problem": "navier_stokes", "config": dataclasses.asdict(config),
                       "domain": [[0.0, 1.0], [0.0, 1.0]], "grid": "nodes j/s, periodic",
-                      "solve_seconds": seconds},
+                      "solve_seconds": seconds, "discretisation": discretisation(config),
+                      "self_convergence": NOT_MEASURED if check is None else check.as_attrs()},
                field_attrs=field_attrs)
 
 
-PROBLEMS = {"navier_stokes": Problem("navier_stokes", NavierStokesConfig, generate)}
+PROBLEMS = {"navier_stokes": Problem("navier_stokes", NavierStokesConfig, generate,
+                                     self_convergence)}

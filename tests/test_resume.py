@@ -1,0 +1,97 @@
+"""Resuming picks the LAST complete checkpoint when several are on disk (a resume from an older
+one, or from none, must fail here), through the public `save_checkpoint` /
+`latest_checkpoint` / `load_checkpoint` and through `fit(..., resume=True)`."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sciops.train import (
+    config_from_dict,
+    fit,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+
+def _state(step):
+    return {"w": jnp.full((3,), float(step)), "b": jnp.arange(2.0) * step}
+
+
+def test_latest_checkpoint_is_the_highest_complete_step(tmp_path):
+    ckpts = tmp_path / "checkpoints"
+    for step in (2, 10, 30):  # 30 sorts before 2 as a string, 10 as a number before 30
+        save_checkpoint(ckpts, step, _state(step), {"note": f"s{step}"}, keep=5)
+    # Not checkpoints: an interrupted write (temporary name) and a folder without its header.
+    (ckpts / ".tmp-step_00000040" / "state").mkdir(parents=True)
+    (ckpts / "step_00000050" / "state").mkdir(parents=True)
+    latest = latest_checkpoint(ckpts)
+    assert latest == ckpts / "step_00000030"
+    state, header = load_checkpoint(latest, _state(0))
+    assert header["step"] == 30 and header["note"] == "s30"
+    np.testing.assert_array_equal(state["w"], [30.0, 30.0, 30.0])
+    np.testing.assert_array_equal(state["b"], [0.0, 30.0])
+    # an older one still loads its own values
+    state, header = load_checkpoint(ckpts / "step_00000010", _state(0))
+    assert header["step"] == 10 and float(state["w"][0]) == 10.0
+    assert not (ckpts / ".tmp-step_00000040").exists()  # the interrupted write is cleaned up
+    assert latest_checkpoint(tmp_path / "nothing-here") is None
+
+
+def test_keep_removes_the_oldest_checkpoints(tmp_path):
+    ckpts = tmp_path / "checkpoints"
+    for step in (1, 2, 3, 4):
+        save_checkpoint(ckpts, step, _state(step), {}, keep=2)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000003", "step_00000004"]
+    assert latest_checkpoint(ckpts).name == "step_00000004"
+
+
+CONFIG = {
+    "name": "resume",
+    "seed": 2,
+    "data": {"path": None, "generate": {"problem": "darcy", "n_samples": 24, "resolution": 16},
+             "n_test": 8},
+    "model": {"family": "fno", "n_modes": [4, 4], "hidden_channels": 8, "n_layers": 2,
+              "lifting_channels": 8, "projection_channels": 8},
+    "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 1,
+              "checkpoint_every": 2, "keep_checkpoints": 3, "progress": False,
+              "mesh": {"data": 1}, "optimizer": {"lr": 0.01, "warmup_steps": 0}},
+}
+
+
+def _records(path):  # every logged value but the wall-clock throughput
+    return [{k: v for k, v in json.loads(ln).items() if k != "samples_per_s"}
+            for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def test_fit_resumes_from_the_last_of_several_checkpoints(tmp_path):
+    """Checkpoints at steps 2, 4 and 6 on disk; resuming with 9 steps must start at 6.
+
+    A resume from step 2 or 4 would re-run the steps after it under the 9-step cosine schedule
+    (the learning rate of step s depends on the total), so the logged training losses of steps
+    up to 6 would change; from step 6 they are the first run's, unchanged."""
+    raw = {**CONFIG, "data": {**CONFIG["data"], "path": str(tmp_path / "darcy16.h5")}}
+    run = tmp_path / "run"
+    first = fit(config_from_dict(raw), out=run)
+    assert first.steps == 6
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["step_00000002", "step_00000004", "step_00000006"]
+    before = _records(run / "metrics.jsonl")
+    assert [r["step"] for r in before if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+
+    raw["train"] = {**raw["train"], "steps": 9}
+    resumed = fit(config_from_dict(raw), out=run, resume=True)
+    assert resumed.steps == 9
+    after = _records(run / "metrics.jsonl")
+    assert [r for r in after if r["step"] <= 6] == [r for r in before if r["step"] <= 6]
+    assert [r["step"] for r in after if r["split"] == "train"] == list(range(1, 10))
+    # the steps after 6 trained on: the last checkpoint is 9's, with the test metrics logged
+    assert latest_checkpoint(run / "checkpoints").name == "step_00000009"
+    assert resumed.metrics["test"] != first.metrics["test"]
+    test_9 = [r for r in after if r["split"] == "test" and r["step"] == 9]
+    assert len(test_9) == 1
+    for k, v in resumed.metrics["test"].items():
+        assert test_9[0][k] == pytest.approx(v, rel=1e-6), k
