@@ -247,17 +247,19 @@ def main(kills: int = 24, seed: int = 0, folder: str | None = None) -> dict:
             if rng.random() < 0.25 and _flip_newest(out, rng):
                 tally["corrupted"] += 1
         elif child.returncode != 0:
-            tally["writer_errors"].append(err.strip().splitlines()[-1] if err.strip() else
+            tally["writer_errors"].append(err.strip()[-600:] if err.strip() else
                                           f"exit {child.returncode}")
             if len(tally["writer_errors"]) > 3:
                 break
     stop.write_text("stop")
     reader.communicate(timeout=120)
     read = json.loads((work / "reader.json").read_text())
-    same_metrics = (json.loads((out / "done.json").read_text())
-                    == json.loads((work / "straight" / "done.json").read_text()))
-    same_log = _records(out / "metrics.jsonl") == _records(work / "straight" / "metrics.jsonl")
-    final = _final_models_equal(work)
+    finished = (out / "done.json").exists()
+    same_metrics = finished and (json.loads((out / "done.json").read_text())
+                                 == json.loads((work / "straight" / "done.json").read_text()))
+    same_log = finished and (_records(out / "metrics.jsonl")
+                             == _records(work / "straight" / "metrics.jsonl"))
+    final = finished and _final_models_equal(work)
     tally.update({
         "reader_loaded": read["loaded"], "reader_one_line_errors": read["one_line_errors"],
         "reader_corrupt_refused": read["corrupt_refused"],

@@ -81,7 +81,7 @@ class Monitor(Callback):
                  start: int):
         self.log, self.every, self.last = log, [e for e in every if e], last
         self.batch_size, self.factor, self.loss_min = batch_size, divergence_factor, loss_min
-        self.good, self.good_step = state, start
+        self.good, self.good_step, self.good_min = state, start, loss_min
         self.pending: list[tuple[int, StepOutput]] = []
         self.t_last, self.step_last = time.perf_counter(), start
         self.postfix: dict[str, str] = {}
@@ -117,7 +117,7 @@ class Monitor(Callback):
         self.log.write({"step": records[-1][0], "split": "train", "loss": loss, **aux,
                         "samples_per_s": rate})
         self.postfix = {"loss": f"{loss:.4g}", "samples_s": f"{rate:.0f}"}
-        self.good, self.good_step = state, step
+        self.good, self.good_step, self.good_min = state, step, self.loss_min
 
 
 class Evaluator(Callback):
@@ -144,8 +144,9 @@ class Evaluator(Callback):
 class Checkpointer(Callback):
     """Saves a checkpoint every `every` steps (not at the last: `fit` saves then, with metrics).
 
-    `save(state, step, extra)` writes one; `monitor` supplies the running loss minimum, which
-    the checkpoint carries so a resumed run guards exactly as an uninterrupted one.
+    `save(state, step, extra)` writes one; `monitor` supplies the running loss minimum at its
+    last good state (every checkpoint is of that state), which the checkpoint carries so a
+    resumed run guards exactly as an uninterrupted one.
     """
 
     def __init__(self, save: Callable, every: int, last: int, monitor: Monitor, saved: int):
@@ -153,7 +154,7 @@ class Checkpointer(Callback):
         self.last_saved = saved
 
     def __call__(self, state: TrainState, step: int, extra: dict | None = None) -> None:
-        self.save(state, step, {"loss_min": self.monitor.loss_min, **(extra or {})})
+        self.save(state, step, {"loss_min": self.monitor.good_min, **(extra or {})})
         self.last_saved = step
 
     def on_step(self, step, state, out):

@@ -83,6 +83,8 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
         kwargs.update(coordinator_address=coordinator, num_processes=num_processes,
                       process_id=process_id)
         coordinator_bind = coordinator_bind or coordinator
+        if process_id == 0:
+            _check_port_free(coordinator, coordinator_bind)
         if process_id != 0:
             _wait_for_coordinator(coordinator, timeout_s)
     elif method == "mpi":
@@ -111,6 +113,33 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
                             f"{timeout_s} s ({type(e).__name__}: {str(e).splitlines()[0]})"
                             ) from None
     return True
+
+
+def _check_port_free(coordinator: str, bind: str) -> None:
+    """A TrainingError when something already listens at `bind`.
+
+    With an explicit bind address JAX's runtime crashes (SIGSEGV) instead of raising when the
+    port is taken, so process 0 probes it first (SO_REUSEADDR, as gRPC binds: a port in
+    TIME_WAIT is free, one with a listener is not).
+    """
+    import socket
+
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--coordinator-bind: expected host:port, got {bind!r}")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ConfigError(f"--coordinator-bind: cannot resolve {host!r} ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise TrainingError(f"distributed: could not join the run at {coordinator}: Failed "
+                                f"to start RPC server ({bind} is taken: {e.strerror or e})"
+                                ) from None
 
 
 def _wait_for_coordinator(address: str, timeout_s: float) -> None:

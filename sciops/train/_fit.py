@@ -240,7 +240,7 @@ def _restore(ckpt_dir: pathlib.Path, state: TrainState, spec: Any,
         except DataError as e:
             print(f"warning: {e}; resuming from an older checkpoint", file=sys.stderr)
             if is_primary():
-                os.rename(ckpt, ckpt.with_name(f"corrupt-{ckpt.name}"))
+                _set_aside(ckpt)
             continue
         params, frozen = eqx.partition(model, spec)
         return dataclasses.replace(state, params=params, frozen=frozen, opt_state=opt_state,
@@ -249,6 +249,14 @@ def _restore(ckpt_dir: pathlib.Path, state: TrainState, spec: Any,
     print(f"warning: no intact checkpoint in {ckpt_dir}; resuming from step 0",
           file=sys.stderr)
     return state, {}
+
+
+def _set_aside(ckpt: pathlib.Path) -> None:
+    """Rename a corrupt checkpoint out of the way (kept for inspection, never loaded again)."""
+    target, i = ckpt.with_name(f"corrupt-{ckpt.name}"), 1
+    while target.exists():  # the same step may go bad again after it is rewritten
+        target, i = ckpt.with_name(f"corrupt-{ckpt.name}-{i}"), i + 1
+    os.rename(ckpt, target)
 
 
 def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:

@@ -30,7 +30,8 @@ class TrainState(eqx.Module):
     - `frozen`: the rest of the model (frozen statistics, tables, static structure).
     - `opt_state`: the optax state of `params`.
     - `step`: the number of steps taken (an int32 scalar).
-    - `key`: the run's training key; step ``s`` draws from ``fold_in(key, s)``.
+    - `key`: the run's training key as raw key data (`jax.random.key_data`, which every
+      process can place on a global mesh); step ``s`` draws from ``fold_in(key, s)``.
     """
 
     params: Any
@@ -59,7 +60,7 @@ def init_state(model: Any, trainable: Any, optimizer: optax.GradientTransformati
     """A fresh `TrainState` for `model`; `trainable` is a pytree of bools like `model`."""
     params, frozen = eqx.partition(model, trainable)
     return TrainState(params=params, frozen=frozen, opt_state=optimizer.init(params),
-                      step=jnp.asarray(step, jnp.int32), key=key)
+                      step=jnp.asarray(step, jnp.int32), key=jax.random.key_data(key))
 
 
 def make_step(family: Family, model_config: Any, optimizer: optax.GradientTransformation
@@ -79,7 +80,8 @@ def make_step(family: Family, model_config: Any, optimizer: optax.GradientTransf
     def step(state: TrainState, batch: dict) -> tuple[TrainState, StepOutput]:
         def loss_fn(params):
             return family.loss(model_config, eqx.combine(params, state.frozen), batch,
-                               key=jax.random.fold_in(state.key, state.step))
+                               key=jax.random.fold_in(jax.random.wrap_key_data(state.key),
+                                                      state.step))
 
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
