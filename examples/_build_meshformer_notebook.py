@@ -27,7 +27,7 @@ from sciops.data import read_mesh_dataset
 
 work = pathlib.Path("meshformer_tutorial"); work.mkdir(exist_ok=True)
 cfg = CylinderFlowConfig(n_trajectories=N_TRAJECTORIES, n_steps=N_STEPS, spinup=0.5,
-                         h_min=H_MIN, h_max=H_MAX)
+                         spinup_max=0.5, h_min=H_MIN, h_max=H_MAX)  # real runs: spinup_max 15
 generate_cylinder_flow(cfg, work / "cylinder.h5", progress=False)
 ds = read_mesh_dataset(work / "cylinder.h5")
 print(ds)

@@ -1,13 +1,15 @@
 """The ASE calculator: agrees with the training-path prediction, conserves energy in NVE
 (VelocityVerlet), runs Langevin, and rejects bad structures with clear errors."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sciops._errors import DataError
+from sciops._errors import ConfigError, DataError
 from sciops.models.mlip import FAMILIES, MLIPConfig
 from sciops.models.mlip._calculator import Calculator
 from sciops.models.mlip._family import predict
@@ -59,7 +61,11 @@ def test_calculator_matches_training_path(setup):
     assert a.get_potential_energy() == pytest.approx(float(e), rel=1e-6)
     np.testing.assert_allclose(a.get_forces(), np.asarray(f), atol=1e-5)
     st = np.asarray(st)
-    np.testing.assert_allclose(a.get_stress(),
+    # this model was fitted without stresses: asking for one warns (or raises, by option)
+    assert not model.energy_scale.stress_trained
+    with pytest.warns(UserWarning, match="stress asked of a model trained without stresses"):
+        stress = a.get_stress()
+    np.testing.assert_allclose(stress,
                                [st[0, 0], st[1, 1], st[2, 2], st[1, 2], st[0, 2], st[0, 1]],
                                atol=1e-6)
     assert np.sqrt(np.mean(a.get_forces() ** 2)) == pytest.approx(0.1, rel=0.3)
@@ -69,6 +75,13 @@ def test_calculator_matches_training_path(setup):
     np.testing.assert_allclose(b.get_forces(), np.asarray(f), atol=1e-5)
     assert b.get_potential_energy() == pytest.approx(float(e), rel=1e-6)
     assert "stress" not in b.calc.results
+    b.calc = Calculator(model, cfg, untrained_stress="raise")
+    with pytest.raises(ConfigError, match="stress asked of a model trained without stresses"):
+        b.get_stress()
+    c = a.copy()
+    c.calc = Calculator(eqx.tree_at(lambda m: m.energy_scale, model, dataclasses.replace(
+        model.energy_scale, stress_trained=True)), cfg, untrained_stress="raise")
+    np.testing.assert_allclose(c.get_stress(), stress, atol=1e-6)
 
 
 def test_nve_conserves_energy_and_langevin_runs(setup):

@@ -76,8 +76,11 @@ PROBLEMS = {
     "transport": {"n_trajectories": 2, "n_steps": 2, "h": 0.15, "xdmf": False},
     "cylinder_flow": {"n_trajectories": 1, "n_steps": 2, "spinup": 0.02, "h_min": 0.04,
                       "h_max": 0.1, "xdmf": False},
+    "dfg_2d_2": {"n_trajectories": 1, "n_steps": 2, "spinup": 0.02, "h_min": 0.04,
+                 "h_wake": 0.06, "h_max": 0.1, "xdmf": False},
     "atoms": {"n_samples": 2, "repeat": 1, "equilibration_steps": 2, "sample_every": 1,
               "temperatures": [300.0]},
+    "molecule": {"n_samples": 2, "equilibration_steps": 2, "sample_every": 1},
 }
 
 

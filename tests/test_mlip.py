@@ -224,3 +224,66 @@ def test_bad_input(cache):
     with pytest.raises(DataError, match="missing forces"):
         FAM.build(cfg, ds.select(["positions", "species", "mask", "energy"]),
                   key=jax.random.key(0))
+
+
+def test_stress_is_trained_by_default_when_the_data_carry_it(cache):
+    """`stress_weight: null` fits the virial per atom when the data have stresses (the loss
+    moves by exactly that term), and leaves it out when they do not; an explicit weight without
+    stresses in the data is a DataError."""
+    from sciops.models.mlip._family import stress_weight
+
+    ds = cu_dataset(2, seed=4)
+    d = ds.load()
+    auto = small_config(cache, lmax=1, channels=4, n_layers=1)
+    off = dataclasses.replace(auto, stress_weight=0.0)
+    model = FAM.build(auto, ds, key=jax.random.key(0))
+    assert model.energy_scale.stress_trained
+    assert (stress_weight(auto, True), stress_weight(auto, False)) == (1.0, 0.0)
+    assert stress_weight(off, True) == 0.0
+
+    @eqx.filter_jit
+    def both(model, batch):
+        (l_auto, logs), (l_off, _) = FAM.loss(auto, model, batch), FAM.loss(off, model, batch)
+        s = jax.vmap(lambda b: predict(auto, model, b))(batch)[2]
+        return l_auto, l_off, logs, s
+
+    l_auto, l_off, logs, s = both(model, {k: jnp.asarray(v) for k, v in d.items()})
+    vol = np.abs(np.linalg.det(d["cell"]))
+    ds_ = np.asarray(s) - d["stress"]
+    want = np.mean((ds_ * (vol / 32)[:, None, None]) ** 2) / float(model.energy_scale.scale) ** 2
+    assert want > 0 and float(l_auto - l_off) == pytest.approx(want, rel=1e-4)
+    assert float(logs["stress_rmse"]) == pytest.approx(np.sqrt(np.mean(ds_**2)), rel=1e-4)
+    no_stress = ds.select(["positions", "species", "mask", "cell", "pbc", "energy", "forces"])
+    assert not FAM.build(auto, no_stress, key=jax.random.key(0)).energy_scale.stress_trained
+    with pytest.raises(DataError, match="stress_weight = 2.0 but the data set has no 'stress'"):
+        FAM.build(small_config(cache, stress_weight=2.0), no_stress, key=jax.random.key(0))
+
+
+def test_parity_plot_and_units(cache, tmp_path):
+    from sciops.models.mlip._plots import parity_data
+
+    ds = cu_dataset(2, seed=5)
+    cfg = small_config(cache, lmax=1, channels=4, n_layers=1)
+    model = FAM.build(cfg, ds, key=jax.random.key(0))
+    batch = ds.load()
+    d = parity_data(cfg, model, batch)
+    # the plotted values are the family's own predictions, per atom and per component
+    e, f, _, _ = eqx.filter_jit(predict)(cfg, model, _sample(ds, 1))
+    assert d["energy_pred"][1] == pytest.approx(float(e) / 32, rel=1e-6)
+    np.testing.assert_allclose(d["forces_pred"][96:], np.asarray(f).ravel(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(d["forces_ref"], batch["forces"].ravel())
+    np.testing.assert_allclose(d["energy_ref"], batch["energy"] / 32)
+    FAM.plot(cfg, model, batch, tmp_path / "parity.png")
+    assert (tmp_path / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert FAM.units["forces_mae"] == "eV/Å" and FAM.units["energy_mae"] == "eV/atom"
+    assert {"energy_mae", "forces_mae", "forces_rmse", "stress_mae", "edge_overflow"} <= set(
+        FAM.units)
+
+
+def test_cli_prints_units_beside_metrics():
+    from sciops.cli._main import _metric
+
+    assert _metric("forces_mae", 0.01234, FAM.units) == "forces_mae = 0.01234 eV/Å"
+    assert _metric("energy_mae", 2e-3, FAM.units) == "energy_mae = 0.002 eV/atom"
+    assert _metric("loss", 1.5, FAM.units) == "loss = 1.5"

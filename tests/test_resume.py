@@ -1,6 +1,7 @@
 """Resuming picks the LAST complete checkpoint when several are on disk (a resume from an older
 one, or from none, must fail here), through the public `save_checkpoint` /
-`latest_checkpoint` / `load_checkpoint` and through `fit(..., resume=True)`."""
+`latest_checkpoint` / `load_checkpoint` and through `fit(..., resume=True)`; `evaluate_run`
+reads the last one back."""
 
 import json
 
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sciops import evaluate_run
 from sciops.train import (
     config_from_dict,
     fit,
@@ -99,3 +101,8 @@ def test_fit_resumes_from_the_last_of_several_checkpoints(tmp_path):
     assert len(test_9) == 1
     for k, v in resumed.metrics["test"].items():
         assert test_9[0][k] == pytest.approx(v, rel=1e-6), k
+    # evaluate_run re-reads the run's last checkpoint (step 9) and its test set: the same numbers
+    evaluated = evaluate_run(run, plots=False)
+    assert list(evaluated) == ["test"]
+    for k, v in resumed.metrics["test"].items():
+        assert evaluated["test"][k] == pytest.approx(v, rel=1e-5), k

@@ -114,3 +114,91 @@ def test_bad_configurations():
         CPTensorProduct(SH2, SH2, SH2, 4, target_error=0.1)
     with pytest.raises(ConfigError, match="multiplicity 1"):
         SHMatrixTensorProduct("2x0e", SH2, SH2)
+
+
+O3_1 = "0e+0o+1o+1e"  # every O(3) irrep up to l = 1: both parities, so 1o x 1o -> 1e exists
+
+
+def test_channelwise_exact_forms_agree_with_the_fused_tensor(x64):
+    """Two channel-wise features: e3nn-jax path by path, the dense matrix form and the Gaunt
+    product (on SH-parity irreps) against the fused tensor contracted channel by channel."""
+    from sciops.nn import make_tensor_product
+
+    rng = np.random.default_rng(1)
+    for ir, forms in ((O3_1, ("e3nn", "sh_matrix", "exact")), (SH2, ("e3nn", "exact"))):
+        T = fused_cg_tensor(ir, ir, ir)
+        x1 = jnp.asarray(rng.normal(size=(5, T.shape[0])))
+        x2 = jnp.asarray(rng.normal(size=(5, T.shape[1])))
+        ref = np.einsum("ijk,ci,cj->ck", T, x1, x2)
+        for form in forms:
+            got = np.asarray(make_tensor_product(form, ir, ir, ir)(x1, x2))
+            np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=form)
+    # the Gaunt product channel-wise equals the shared-vector product channel by channel
+    g = GauntS2TensorProduct(SH2, SH2, SH2)
+    x1 = jnp.asarray(rng.normal(size=(3, 9)))
+    x2 = jnp.asarray(rng.normal(size=(3, 9)))
+    want = np.stack([np.asarray(g(x1[c:c + 1], x2[c]))[0] for c in range(3)])
+    np.testing.assert_allclose(np.asarray(g(x1, x2)), want, atol=1e-12)
+
+
+def test_full_o3_irreps_have_the_cross_product(x64):
+    from sciops.nn import ChannelwiseTensorProduct, o3_irreps
+
+    assert o3_irreps(2) == "0e+0o+1o+1e+2e+2o"
+    tp = ChannelwiseTensorProduct(SHMatrixTensorProduct(O3_1, O3_1, O3_1), 2,
+                                  key=jax.random.key(0))
+    a = np.zeros((2, 8))
+    b = np.zeros((2, 8))
+    a[:, 2:5] = [1.0, 2.0, -0.5]  # the 1o block
+    b[:, 2:5] = [0.3, -1.0, 2.0]
+    y = np.asarray(tp(jnp.asarray(a), jnp.asarray(b)))
+    cross = np.cross(a[0, 2:5], b[0, 2:5])
+    for c in range(2):  # the 1e output block is parallel to the cross product in every channel
+        cos = y[c, 5:8] @ cross / (np.linalg.norm(y[c, 5:8]) * np.linalg.norm(cross))
+        assert abs(cos) == pytest.approx(1.0, abs=1e-9)
+    # per-channel path weights: w1 * w2 * w3 of the irreps on the path, zero where inadmissible
+    w = tp.path_weights()
+    assert w.shape == (2, 4, 4, 4)
+    assert w[1, 2, 2, 3] == pytest.approx(float(tp.w1[1, 2] * tp.w2[1, 2] * tp.w3[1, 3]))
+    assert w[0, 2, 2, 2] == 0.0  # 1o x 1o -> 1o violates parity
+
+
+def test_channelwise_products_are_o3_equivariant(getkey):
+    from sciops.nn import make_tensor_product
+
+    for form in ("e3nn", "exact"):
+        tp = make_tensor_product(form, O3_1, O3_1, O3_1)
+        assert equivariance_error(tp, key=getkey(), n_rotations=4, n_samples=32,
+                                  channelwise=True) < 1e-5
+
+
+def test_channelwise_cp_equivariance_bounded_by_twice_fit_error(x64, cache, getkey):
+    """CP on the full-O(3) fused tensor, applied channel-wise through the factor path: the
+    measured equivariance error is at most twice the fit error (and the fit is genuinely
+    approximate at this rank)."""
+    from sciops.nn import ChannelwiseTensorProduct
+
+    tp = CPTensorProduct(O3_1, O3_1, O3_1, 10, cache_dir=cache)
+    assert 1e-2 < tp.relative_error < 1
+    eq = equivariance_error(tp, key=getkey(), n_rotations=8, n_samples=128, channelwise=True)
+    assert 0 < eq <= 2 * tp.relative_error
+    # the factor path with path weights equals the weighted dense contraction of A, B, C
+    m = ChannelwiseTensorProduct(tp, 3, key=jax.random.key(2))
+    rng = np.random.default_rng(3)
+    x1, x2 = (jnp.asarray(rng.normal(size=(3, 8))) for _ in range(2))
+    That = np.einsum("ir,jr,kr->ijk", tp.A, tp.B, tp.C)
+    i = np.repeat(np.arange(4), [1, 1, 3, 3])
+    want = np.einsum("ijk,ci,cj->ck", That, np.asarray(x1) * np.asarray(m.w1)[:, i],
+                     np.asarray(x2) * np.asarray(m.w2)[:, i]) * np.asarray(m.w3)[:, i]
+    np.testing.assert_allclose(np.asarray(m(x1, x2)), want, rtol=1e-10, atol=1e-10)
+
+
+def test_make_tensor_product_errors():
+    from sciops.nn import make_tensor_product
+
+    with pytest.raises(ConfigError, match="expected one of cp, e3nn, sh_matrix, s2grid, exact"):
+        make_tensor_product("fast", SH2, SH2, SH2)
+    with pytest.raises(ConfigError, match="rank / target_error apply to 'cp' only"):
+        make_tensor_product("exact", SH2, SH2, SH2, rank=4)
+    with pytest.raises(ConfigError, match="do not have the spherical-harmonic parity"):
+        make_tensor_product("s2grid", O3_1, O3_1, O3_1)

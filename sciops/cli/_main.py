@@ -1,4 +1,4 @@
-"""`sciops fit | evaluate | rollout | generate | convert | bench | info`: a thin shell over the Python API.
+"""`sciops fit | evaluate | rollout | md | generate | convert | bench | info`: a thin shell over the Python API.
 
 Every verb calls a `main`-style function that notebooks and batch scripts call too. A
 user-facing error (`SciopsError`: bad config key, missing file, shape mismatch, NaN loss) prints
@@ -49,10 +49,23 @@ def _cmd_fit(args) -> int:
     if not is_primary():
         return 0
     print(f"run folder: {result.run_dir}")
+    units = _family_units(config.family)
     for name, metrics in result.metrics.items():
-        print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
+        print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()
                                       if "/" not in k))
     return 0
+
+
+def _family_units(family_name: str) -> dict:
+    from ..models._family import family
+
+    return dict(family(family_name).units)
+
+
+def _metric(name: str, value: float, units: dict) -> str:
+    """``name = value unit`` (the unit from the family's record, when it gives one)."""
+    unit = units.get(name)
+    return f"{name} = {value:.4g}" + (f" {unit}" if unit else "")
 
 
 def _cmd_evaluate(args) -> int:
@@ -62,8 +75,12 @@ def _cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(results))
     else:
+        import yaml
+
+        cfg = yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml").read_text())
+        units = _family_units(cfg["model"]["family"])
         for name, metrics in results.items():
-            print(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
+            print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()))
     return 0
 
 
@@ -174,6 +191,26 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_md(args) -> int:
+    from ..models.mlip._md import md_from_run
+
+    s = md_from_run(args.run_dir, args.structure, out=args.out, steps=args.steps,
+                    dt_fs=args.dt_fs, thermostat=args.thermostat,
+                    temperature_K=args.temperature, friction_per_fs=args.friction,
+                    skin=args.skin, record_every=args.record_every, seed=args.seed)
+    line = (f"{s['thermostat']}: {s['atoms']} atoms, {s['steps']} steps ({s['ps']:.4g} ps) in "
+            f"{s['wall_s']:.1f} s (compilation included) = {s['atom_steps_per_s']:.4g} "
+            f"atom-steps/s; mean T {s['mean_temperature_K']:.1f} K; "
+            f"{s['rebuilds']} neighbour-list builds")
+    if "max_drift_eV_per_atom" in s:
+        line += (f"; total energy drift max {s['max_drift_eV_per_atom']:.3g} eV/atom, slope "
+                 f"{s['drift_slope_eV_per_atom_per_ps']:.3g} eV/atom/ps")
+    print(line)
+    if "trajectory" in s:
+        print(f"wrote {s['trajectory']}")
+    return 0
+
+
 def _cmd_rollout(args) -> int:
     from ..train import load_run
 
@@ -198,6 +235,11 @@ def _cmd_bench(args) -> int:
     import runpy
 
     folder = pathlib.Path(args.dir)
+    if args.summary:
+        from ._bench_summary import format_table, load_summary
+
+        print(format_table(load_summary(folder / "summary.json")))
+        return 0
     available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     if args.name is None:
         print("\n".join(available) if available else f"no benchmarks in {folder}")
@@ -317,6 +359,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_rollout)
 
+    m = sub.add_parser("md", help="compiled molecular dynamics of a trained mlip run "
+                       "(NVE or Langevin, one lax.scan)")
+    m.add_argument("run_dir", help="an mlip run folder written by sciops fit")
+    m.add_argument("structure", help="starting structure, any file ASE reads (extxyz, POSCAR, "
+                   "cif, ...); its velocities are used if it has any")
+    m.add_argument("--steps", type=int, default=1000, metavar="N",
+                   help="number of time steps, an integer >= 1 (default 1000)")
+    m.add_argument("--dt-fs", type=float, default=1.0, metavar="FS",
+                   help="time step [fs] (default 1.0)")
+    m.add_argument("--thermostat", choices=["nve", "langevin"], default="nve",
+                   help="nve (velocity Verlet) or langevin (BAOAB); default nve")
+    m.add_argument("--temperature", type=float, default=300.0, metavar="K",
+                   help="initial velocities (when the file has none) and Langevin target [K] "
+                   "(default 300)")
+    m.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
+                   help="Langevin friction [1/fs] (default 0.01)")
+    m.add_argument("--skin", type=float, default=1.0, metavar="ANGSTROM",
+                   help="neighbour-list skin [Å] (default 1.0)")
+    m.add_argument("--record-every", type=int, default=10, metavar="N",
+                   help="steps between recorded frames (default 10)")
+    m.add_argument("--seed", type=int, default=0, help="PRNG seed (velocities, noise)")
+    m.add_argument("--out", metavar="FILE", help="extxyz trajectory to write (positions [Å], "
+                   "velocities, potential_energy [eV], time_fs per frame)")
+    m.set_defaults(func=_cmd_md)
+
     b = sub.add_parser("bench", help="run a side-by-side benchmark from benchmarks/ "
                        "(no name: list them)")
     b.add_argument("name", nargs="?", help="a benchmark: benchmarks/NAME.py (no name: list them)")
@@ -324,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(sciops bench NAME --help shows them)")
     b.add_argument("--dir", default="benchmarks", metavar="DIR",
                    help="the benchmarks folder (default benchmarks)")
+    b.add_argument("--summary", action="store_true",
+                   help="print the summary of every family against its peer or baseline "
+                   "(DIR/summary.json, the table at the top of docs/benchmarks.md) and exit")
     b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("convert", help="write a user's file (.mat, PDEBench, npz, .pt, ASE, "

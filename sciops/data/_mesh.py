@@ -151,7 +151,8 @@ def write_mesh_dataset(path: str | os.PathLike, trajectories: Sequence[MeshField
                        attrs: Mapping[str, Any] | None = None,
                        units: Mapping[str, str] | None = None,
                        n_nodes: int | None = None,
-                       n_cells: Mapping[str, int] | None = None) -> pathlib.Path:
+                       n_cells: Mapping[str, int] | None = None,
+                       extra: Mapping[str, np.ndarray] | None = None) -> pathlib.Path:
     """Write mesh trajectories as one data set, padded to fixed sizes with masks.
 
     Meshes of different sizes are padded at the end to `n_nodes` nodes and `n_cells[type]`
@@ -163,7 +164,9 @@ def write_mesh_dataset(path: str | os.PathLike, trajectories: Sequence[MeshField
     - ``cells_<type>`` `(samples, cells, k)` (padding cells point at node 0) and
       ``cells_<type>_mask`` `(samples, cells)`;
     - one field per node field, `(samples, time, nodes, channels)`, zero on padding nodes;
-      ``times`` `(samples, time)` if given.
+      ``times`` `(samples, time)` if given;
+    - `extra`: further per-trajectory arrays stored as they are, leading axis `samples`
+      (such as per-frame force coefficients `(samples, time)`); readers may ignore them.
 
     **Raises:** `DataError` naming the trajectory that differs from the first in dimension,
     cell types, field names, channels or time steps.
@@ -223,6 +226,16 @@ def write_mesh_dataset(path: str | os.PathLike, trajectories: Sequence[MeshField
     for k in first.fields:
         arrays[k] = padded([m.fields[k] for m in trajectories], n_max, 1)
         field_attrs[k] = {"layout": "samples time nodes channels"}
+        if units and k in units:
+            field_attrs[k]["units"] = units[k]
+    for k, a in (extra or {}).items():
+        a = np.asarray(a)
+        if k in arrays or k in first.fields or a.ndim == 0 or a.shape[0] != n:
+            raise DataError(f"{path}: extra array {k!r} of shape {a.shape} clashes with a mesh "
+                            f"field or does not have {n} samples")
+        arrays[k] = a
+        field_attrs[k] = {"layout": "samples " + " ".join(["time"] if a.ndim == 2 else
+                                                          [f"d{i}" for i in range(1, a.ndim)])}
         if units and k in units:
             field_attrs[k]["units"] = units[k]
     meta = {"kind": "mesh", "fields": list(first.fields), "cell_types": list(first.cells)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -85,6 +85,8 @@ class Family:
     - `trainable(model) -> PyTree[bool]`: which leaves the optimizer may ever update (default
       `default_trainable`: every float array outside frozen modules). A transfer run's
       `transfer.trainable` paths narrow this further.
+    - `units`: optional; the unit of each metric name (e.g. ``{"forces_mae": "eV/Å"}``), printed
+      beside the values by the CLI.
     """
 
     name: str
@@ -96,6 +98,7 @@ class Family:
     prepare: Callable[..., Any] | None = None
     rollout: Callable[..., dict] | None = None
     trainable: Callable[[Any], Any] = default_trainable
+    units: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:

@@ -5,6 +5,10 @@ from ._attention import EdgeAttention as EdgeAttention
 from ._attention import dense_masked_attention as dense_masked_attention
 from ._attention import edge_attention as edge_attention
 from ._attention import segment_softmax as segment_softmax
+from ._channelwise_tp import ChannelwiseTensorProduct as ChannelwiseTensorProduct
+from ._channelwise_tp import make_tensor_product as make_tensor_product
+from ._channelwise_tp import o3_irreps as o3_irreps
+from ._channelwise_tp import sh_parity_irreps as sh_parity_irreps
 from ._cnn import ConvEncoder as ConvEncoder
 from ._compressed_conv import AbstractConv as AbstractConv
 from ._compressed_conv import CPConv as CPConv

@@ -1,12 +1,12 @@
-"""Equivariant tensor products of channel-wise features with one shared irreps vector, behind one
-interface: CP-decomposed (TDN), e3nn-jax's full product, the spherical-harmonics matrix form and
-the S2-grid Gaunt product.
+"""Equivariant tensor products of channel-wise features, behind one interface: CP-decomposed
+(TDN), e3nn-jax's full product, the dense matrix form and the S2-grid Gaunt product.
 
 Every product maps $x_1 \\in \\mathbb{R}^{C \\times d_1}$ (C channels of irreps `irreps_in1`) and
-$x_2 \\in \\mathbb{R}^{d_2}$ (one vector of irreps `irreps_in2`, typically the spherical
-harmonics of an edge) to $y \\in \\mathbb{R}^{C \\times d_3}$,
+either one shared vector $x_2 \\in \\mathbb{R}^{d_2}$ (feature ⊗ edge harmonics) or a second
+channel-wise feature $x_2 \\in \\mathbb{R}^{C \\times d_2}$ (a channel-wise product of two
+features) to $y \\in \\mathbb{R}^{C \\times d_3}$,
 
-$$y_{ck} = \\sum_{ij} T_{ijk}\\, x_{1,ci}\\, x_{2,j},$$
+$$y_{ck} = \\sum_{ij} T_{ijk}\\, x_{1,ci}\\, x_{2,(c)j},$$
 
 with $T$ the fused Clebsch–Gordan tensor of `sciops.nn.fused_cg_tensor` (all admissible paths,
 weights shared across paths; learnable path weights enter as per-channel, per-$l$ scalings of
@@ -17,8 +17,10 @@ evaluate $T$:
   $y = ((x_1 A) \\odot (x_2 B)) C^\\top$ at cost $O(C R (d_1 + d_3))$ (Tensor Decomposition
   Networks, 2025). Approximate: it reports its relative error.
 - `E3nnTensorProduct`: `e3nn.tensor_product` path by path (exact).
-- `SHMatrixTensorProduct`: contract $x_2$ first, $M_{ik} = \\sum_j T_{ijk} x_{2,j}$, then
-  $y = x_1 M$ (exact).
+- `SHMatrixTensorProduct`: the dense fused tensor as a matrix. With a shared $x_2$ it contracts
+  $x_2$ first, $M_{ik} = \\sum_j T_{ijk} x_{2,j}$, then $y = x_1 M$; with a channel-wise $x_2$
+  it forms $x_{1,c} \\otimes x_{2,c}$ and multiplies by $T$ reshaped to $(d_1 d_2) \\times d_3$,
+  one matrix product at cost $O(C d_1 d_2 d_3)$ (exact).
 - `GauntS2TensorProduct`: multiply the two functions on the sphere on a Gauss–Legendre grid and
   project back ("The Price of Freedom", 2025; e3nn-jax's s2grid). Exact for the Gaunt tensor,
   which equals $T$ up to a per-path factor on the paths with $l_1+l_2+l_3$ even and has no
@@ -52,8 +54,8 @@ __all__ = [
 
 
 class AbstractTensorProduct(eqx.Module):
-    """The interface: `tp(x1, x2)` with `x1: (channels, dim1)`, `x2: (dim2,)` →
-    `(channels, dim_out)`; `relative_error` is the relative Frobenius error of the tensor it
+    """The interface: `tp(x1, x2)` with `x1: (channels, dim1)` and `x2: (dim2,)` (shared by the
+    channels) or `x2: (channels, dim2)` (channel-wise) → `(channels, dim_out)`; `relative_error` is the relative Frobenius error of the tensor it
     evaluates against the exact fused tensor (0 for exact forms, `nan` where it evaluates a
     different tensor, as the Gaunt product does)."""
 
@@ -67,7 +69,7 @@ class AbstractTensorProduct(eqx.Module):
     __sciops_frozen__ = True
 
     def __call__(self, x1: Float[Array, "channels dim1"],
-                 x2: Float[Array, " dim2"]) -> Float[Array, "channels dim_out"]:
+                 x2: Float[Array, "*channels dim2"]) -> Float[Array, "channels dim_out"]:
         raise NotImplementedError
 
     def tensor(self) -> np.ndarray:
@@ -139,7 +141,7 @@ class CPTensorProduct(AbstractTensorProduct):
         self.C = jnp.asarray(f.C, dtype=dtype)
 
     def __call__(self, x1: Float[Array, "channels dim1"],
-                 x2: Float[Array, " dim2"]) -> Float[Array, "channels dim_out"]:
+                 x2: Float[Array, "*channels dim2"]) -> Float[Array, "channels dim_out"]:
         A, B, C = (jax.lax.stop_gradient(m) for m in (self.A, self.B, self.C))
         return ((x1 @ A) * (x2 @ B)) @ C.T
 
@@ -163,9 +165,12 @@ class SHMatrixTensorProduct(AbstractTensorProduct):
                              dtype=dtype)
 
     def __call__(self, x1: Float[Array, "channels dim1"],
-                 x2: Float[Array, " dim2"]) -> Float[Array, "channels dim_out"]:
-        M = jnp.einsum("ijk,j->ik", jax.lax.stop_gradient(self.T), x2)
-        return x1 @ M
+                 x2: Float[Array, "*channels dim2"]) -> Float[Array, "channels dim_out"]:
+        T = jax.lax.stop_gradient(self.T)
+        if x2.ndim == 1:
+            return x1 @ jnp.einsum("ijk,j->ik", T, x2)
+        c, (d1, d2, d3) = x1.shape[0], T.shape
+        return (x1[:, :, None] * x2[:, None, :]).reshape(c, d1 * d2) @ T.reshape(d1 * d2, d3)
 
 
 class E3nnTensorProduct(AbstractTensorProduct):
@@ -184,12 +189,12 @@ class E3nnTensorProduct(AbstractTensorProduct):
         self.relative_error = 0.0
 
     def __call__(self, x1: Float[Array, "channels dim1"],
-                 x2: Float[Array, " dim2"]) -> Float[Array, "channels dim_out"]:
+                 x2: Float[Array, "*channels dim2"]) -> Float[Array, "channels dim_out"]:
         import e3nn_jax as e3nn
 
         io = e3nn.Irreps(self.irreps_out)
         a = e3nn.IrrepsArray(self.irreps_in1, x1)
-        b = e3nn.IrrepsArray(self.irreps_in2, jnp.broadcast_to(x2, x1.shape[:-1] + x2.shape))
+        b = e3nn.IrrepsArray(self.irreps_in2, jnp.broadcast_to(x2, x1.shape[:-1] + x2.shape[-1:]))
         paths = e3nn.tensor_product(a, b, filter_ir_out=io, regroup_output=False)
         counts: dict = {}
         for _, ir in paths.irreps:
@@ -252,7 +257,7 @@ class GauntS2TensorProduct(AbstractTensorProduct):
             self.scale = float(fused_cg_tensor(i1, i2, io)[0, 0, 0] / scalar[0, 0])
 
     def __call__(self, x1: Float[Array, "channels dim1"],
-                 x2: Float[Array, " dim2"]) -> Float[Array, "channels dim_out"]:
+                 x2: Float[Array, "*channels dim2"]) -> Float[Array, "channels dim_out"]:
         return self.scale * _gaunt(self.irreps_in1, self.irreps_in2, self.irreps_out,
                                    self.res_beta, self.res_alpha, x1, x2)
 
@@ -269,19 +274,22 @@ def _gaunt(i1, i2, io, res_beta, res_alpha, x1, x2):
         warnings.filterwarnings("ignore", message=".*lpmn_values.*", category=DeprecationWarning)
         f1 = e3nn.to_s2grid(e3nn.IrrepsArray(i1, jnp.asarray(x1)), res_beta, res_alpha, **kw)
         f2 = e3nn.to_s2grid(e3nn.IrrepsArray(i2, jnp.asarray(x2)), res_beta, res_alpha, **kw)
-        prod = f1.replace_values(f1.grid_values * f2.grid_values[None])
+        g2 = f2.grid_values if jnp.ndim(x2) == 2 else f2.grid_values[None]
+        prod = f1.replace_values(f1.grid_values * g2)
         return e3nn.from_s2grid(prod, e3nn.Irreps(io)).array
 
 
 def equivariance_error(tp: AbstractTensorProduct, *, key: PRNGKeyArray, n_rotations: int = 8,
-                       n_samples: int = 256, channels: int = 4) -> float:
+                       n_samples: int = 256, channels: int = 4,
+                       channelwise: bool = False) -> float:
     """The measured equivariance error of a product, worst over random group elements:
 
     $$\\max_g \\sqrt{\\frac{\\sum \\|f(D_1(g)x_1, D_2(g)x_2) - D_3(g) f(x_1, x_2)\\|^2}
     {\\sum \\|f(x_1, x_2)\\|^2}},$$
 
-    sums over `n_samples` Gaussian inputs of `channels` channels; half of the group elements
-    are rotations composed with the inversion $-I$ (improper rotations).
+    sums over `n_samples` Gaussian inputs of `channels` channels (`x2` shared by the channels, or
+    with `channelwise` one per channel); half of the group elements are rotations composed with
+    the inversion $-I$ (improper rotations).
 
     For a product evaluating $\\hat T = T + E$ with $T$ equivariant the numerator equals the
     contraction of $E - g\\cdot E$, so the expected value is at most $2\\|E\\|/\\|T\\|$: twice the
@@ -294,7 +302,7 @@ def equivariance_error(tp: AbstractTensorProduct, *, key: PRNGKeyArray, n_rotati
     rots = e3nn.rand_matrix(k_rot, (n_rotations,))
     signs = jnp.where(jnp.arange(n_rotations) % 2 == 1, -1.0, 1.0)
     x1 = _random.normal(k1, (n_samples, channels, i1.dim))
-    x2 = _random.normal(k2, (n_samples, i2.dim))
+    x2 = _random.normal(k2, (n_samples, channels, i2.dim) if channelwise else (n_samples, i2.dim))
     f = jax.jit(jax.vmap(tp))
     y = f(x1, x2)
     worst = 0.0

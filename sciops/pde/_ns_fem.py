@@ -108,6 +108,78 @@ class ProjectionNS:
         self.vertex_dofs = self.vb.nodal_dofs[0]
         self.n_vertices = points.shape[0]
         self._u_prev = None
+        self.dudt: np.ndarray | None = None  # the time derivative the last step used (2, ndofs)
+
+    @property
+    def node_points(self) -> np.ndarray:
+        """Coordinates of the velocity unknowns (every P2 node: vertices, then edge midpoints),
+        shape ``(ndofs, 2)``; the order of `node_values` and of `node_triangles`."""
+        return self.vb.doflocs.T
+
+    def node_triangles(self) -> np.ndarray:
+        """The 4-way refinement of the mesh whose vertices are the P2 nodes, ``(4 t, 3)``,
+        counter-clockwise: each triangle (a, b, c) with edge midpoints (m_ab, m_bc, m_ca)
+        becomes (a, m_ab, m_ca), (b, m_bc, m_ab), (c, m_ca, m_bc), (m_ab, m_bc, m_ca)."""
+        t = self.mesh.t
+        mid = self.vb.facet_dofs[0][self.mesh.t2f]  # (3, t): midpoints of edges 01, 12, 02
+        a, b, c = (self.vb.nodal_dofs[0][t[i]] for i in range(3))
+        m01, m12, m02 = mid
+        xy = self.vb.doflocs
+        if not np.allclose(xy[:, m01], 0.5 * (xy[:, a] + xy[:, b])):  # skfem's edge order
+            raise RuntimeError("ProjectionNS: unexpected P2 edge numbering in scikit-fem")
+        tri = np.concatenate([np.stack(s, 1) for s in
+                              ((a, m01, m02), (b, m12, m01), (c, m02, m12), (m01, m12, m02))])
+        p0, p1, p2 = xy[:, tri[:, 0]], xy[:, tri[:, 1]], xy[:, tri[:, 2]]
+        area2 = (p1[0] - p0[0]) * (p2[1] - p0[1]) - (p1[1] - p0[1]) * (p2[0] - p0[0])
+        tri[area2 < 0] = tri[area2 < 0][:, [0, 2, 1]]
+        return tri
+
+    def pressure_at_nodes(self, p: np.ndarray) -> np.ndarray:
+        """P1 pressure ``(n,)`` at every P2 node ``(ndofs,)`` (exact: linear along edges)."""
+        out = np.empty(self.vb.N)
+        out[self.vb.nodal_dofs[0]] = p
+        f = self.mesh.facets
+        out[self.vb.facet_dofs[0]] = 0.5 * (p[f[0]] + p[f[1]])
+        return out
+
+    def node_state(self, velocity: np.ndarray, pressure: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Solver state `(u (2, ndofs), p (n,))` from values at the P2 nodes: velocity
+        ``(ndofs, 2)``, pressure ``(ndofs,)`` (its vertex values are the unknowns)."""
+        return (np.asarray(velocity, float).T.copy(),
+                np.asarray(pressure, float)[self.vb.nodal_dofs[0]].copy())
+
+    def force(self, u: np.ndarray, p: np.ndarray, dofs: np.ndarray) -> np.ndarray:
+        """Force of the fluid on the body whose boundary carries the velocity dofs `dofs`,
+        ``(2,)`` per unit density, by the volume integral of John (2004, "Reference values for
+        drag and lift of a two-dimensional time-dependent flow around a cylinder", IJNMF 44):
+        $F_i = -\\int \\partial_t u\\cdot v + (u\\cdot\\nabla)u\\cdot v + \\nu\\nabla u:\\nabla v
+        - p\\,\\nabla\\cdot v$ with $v = e_i$ on the body and 0 at every other node, which
+        converges faster than the line integral of the stress. $\\partial_t u$ is the last
+        step's BDF derivative (`self.dudt`)."""
+        from skfem import LinearForm, asm
+
+        if self.dudt is None:
+            raise RuntimeError("ProjectionNS.force: take a step first")
+        w = {"ux": self.vb.interpolate(u[0]), "uy": self.vb.interpolate(u[1])}
+        conv = [asm(LinearForm(lambda v, w, c=c: (w.ux * w[c].grad[0] + w.uy * w[c].grad[1])
+                               * v), self.vb, **w) for c in ("ux", "uy")]
+        out = np.empty(2)
+        for i in range(2):
+            r = (self.mass @ self.dudt[i] + conv[i] + self.nu * (self.stiff @ u[i])
+                 - self.b[i] @ p)
+            out[i] = -r[dofs].sum()
+        return out
+
+    def advance(self, u: np.ndarray, p: np.ndarray, t: float, n_steps: int,
+                bc: Callable[[np.ndarray, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """`n_steps` steps from time `t`, starting afresh (the first step BDF1, the others BDF2
+        with history inside the call): the result depends on `(u, p)` only, so a record saved
+        every `n_steps` steps determines the next record exactly."""
+        self.reset()
+        for j in range(n_steps):
+            u, p = self.step(u, p, t + (j + 1) * self.dt, bc)
+        return u, p
 
     def vertex_values(self, u: np.ndarray) -> np.ndarray:
         """P2 velocity dof vector(s) ``(2, ndofs)`` → values at the mesh vertices ``(n, 2)``."""
@@ -146,6 +218,7 @@ class ProjectionNS:
         phi = -self.poisson.solve(gamma * div / self.dt, 0.0)
         unew = np.stack([self.project.solve(self.mass @ ustar[i] - self.dt / gamma * (self.e[i] @ phi),
                                             g[:, i]) for i in range(2)])
+        self.dudt = (gamma * unew - hist) / self.dt
         return unew, p + phi
 
     def reset(self):

@@ -45,8 +45,10 @@ _BUILTIN = {
     "heat3d": "sciops.pde.heat",
     "wave": "sciops.pde.wave",
     "cylinder_flow": "sciops.pde.flow",
+    "dfg_2d_2": "sciops.pde.flow",
     "transport": "sciops.pde.flow",
     "atoms": "sciops.pde.atoms",
+    "molecule": "sciops.pde.molecules",
 }
 _REGISTRY: dict[str, Problem] = {}
 

@@ -12,6 +12,8 @@ once, so a call hands only arrays to the compiled function.
 from __future__ import annotations
 
 import os
+import warnings
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -45,6 +47,9 @@ class Calculator(_ASECalculator):
     - `model`: the trained potential.
     - `config`: its `MLIPConfig` (cutoff, minimum distance).
     - `edge_headroom`: factor over the current edge count when the edge budget grows.
+    - `untrained_stress`: what a request for the stress does when the model was trained without
+      stresses (`model.energy_scale.stress_trained` false): ``"warn"`` (a `UserWarning`, then
+      the model's stress, which nothing constrained) or ``"raise"`` (`ConfigError`).
 
     Structures with an element absent from the training set, two atoms closer than
     `config.min_distance`, or a periodic cell narrower than the cutoff raise `DataError` naming
@@ -54,10 +59,14 @@ class Calculator(_ASECalculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, model: TDNPotential, config: MLIPConfig, *, edge_headroom: float = 1.25,
-                 **kwargs):
+                 untrained_stress: Literal["warn", "raise"] = "warn", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(config, MLIPConfig):
             raise ConfigError(f"Calculator: expected an MLIPConfig, got {type(config).__name__}")
+        if untrained_stress not in ("warn", "raise"):
+            raise ConfigError(f"Calculator untrained_stress: expected 'warn' or 'raise', got "
+                              f"{untrained_stress!r}")
+        self.untrained_stress = untrained_stress
         self.model = model
         self.config = config
         self.edge_headroom = float(edge_headroom)
@@ -97,6 +106,13 @@ class Calculator(_ASECalculator):
         graph = pad_graph(centers, neighbors, shifts, self.max_edges)
         graph = graph._replace(shifts=graph.shifts.astype(self._dtype))
         with_stress = "stress" in properties and bool(pbc.all())
+        if with_stress and not self.model.energy_scale.stress_trained:
+            msg = ("Calculator: stress asked of a model trained without stresses (stress_weight "
+                   "0 or no 'stress' in its data); its stress is unconstrained and can be far "
+                   "off the reference")
+            if self.untrained_stress == "raise":
+                raise ConfigError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=2)
         out = self._evaluate[with_stress](self._params, pos.astype(self._dtype), z,
                                           np.ones(len(z), bool), cell.astype(self._dtype), graph)
         self.results["energy"] = self.results["free_energy"] = float(out[0])

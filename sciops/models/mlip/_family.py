@@ -33,15 +33,18 @@ class MLIPConfig:
     - `cutoff`: radial cutoff (Å). Periodic cells must be at least this wide.
     - `lmax`, `channels`, `n_layers`, `n_basis`, `radial_hidden`, `readout_hidden`: sizes.
     - `tensor_product`: ``cp`` (TDN), ``e3nn`` (e3nn-jax full product), ``sh_matrix`` (exact,
-      edge harmonics contracted first) or ``s2grid`` (Gaunt product). Four named alternatives
-      from the paper's comparison, hence a Literal of four.
+      edge harmonics contracted first), ``s2grid`` (Gaunt product) or ``exact`` (the fastest
+      exact form measured for this product, today ``sh_matrix``). The paper's comparison's
+      named alternatives, hence a Literal.
     - `cp_rank`: CP rank (default the paper's $7L^2$); `cp_target_error`: instead, the smallest
       rank reaching this relative error; `cp_cache_dir`: the CP factor cache folder.
     - `max_neighbors`: edge budget per atom slot (edges = atoms × this), fixed so every step
       compiles once; a training structure needing more is a `DataError`.
     - `min_distance`: structures with two atoms closer than this (Å) are rejected.
     - `energy_weight`, `forces_weight`, `stress_weight`: loss weights (per-atom energy, force
-      components, stress components, each normalised by the energy scale).
+      components, and the virial per atom $V\\sigma/N$, each in eV/atom or eV/Å divided by the
+      energy scale). `stress_weight: null` (the default) means 1.0 when the training data carry
+      a ``stress`` field and 0 when they do not; 0 switches stress training off.
     """
 
     cutoff: float = 4.5
@@ -51,7 +54,7 @@ class MLIPConfig:
     n_basis: int = 8
     radial_hidden: int = 32
     readout_hidden: int = 32
-    tensor_product: Literal["cp", "e3nn", "sh_matrix", "s2grid"] = "cp"
+    tensor_product: Literal["cp", "e3nn", "sh_matrix", "s2grid", "exact"] = "cp"
     cp_rank: int | None = None
     cp_target_error: float | None = None
     cp_cache_dir: str | None = None
@@ -59,7 +62,7 @@ class MLIPConfig:
     min_distance: float = 0.6
     energy_weight: float = 1.0
     forces_weight: float = 10.0
-    stress_weight: float = 0.0
+    stress_weight: float | None = None
 
     def __post_init__(self):
         for name in ("cutoff", "min_distance"):
@@ -72,9 +75,20 @@ class MLIPConfig:
                      "max_neighbors"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.stress_weight is not None and not self.stress_weight >= 0:
+            raise ConfigError(f"model.stress_weight: must be >= 0 or null, got "
+                              f"{self.stress_weight}")
         if self.tensor_product != "cp" and (self.cp_rank or self.cp_target_error):
             raise ConfigError(f"model.cp_rank / model.cp_target_error: only used with "
                               f"tensor_product: cp, got tensor_product: {self.tensor_product}")
+
+
+def stress_weight(config: MLIPConfig, has_stress: bool) -> float:
+    """The stress loss weight in force: `config.stress_weight`, or 1.0 when it is null and the
+    data carry stresses (0 when they do not)."""
+    if config.stress_weight is None:
+        return 1.0 if has_stress else 0.0
+    return float(config.stress_weight)
 
 
 def tensor_product_factory(config: MLIPConfig):
@@ -83,8 +97,10 @@ def tensor_product_factory(config: MLIPConfig):
         return functools.partial(CPTensorProduct, rank=config.cp_rank,
                                  target_error=config.cp_target_error,
                                  cache_dir=config.cp_cache_dir)
+    # "exact": the fastest exact form measured for feature x edge harmonics (the SH-matrix form;
+    # benchmarks/tensor_product_table.py, docs/mlip.md), as sciops.nn.make_tensor_product.
     return {"e3nn": E3nnTensorProduct, "sh_matrix": SHMatrixTensorProduct,
-            "s2grid": GauntS2TensorProduct}[config.tensor_product]
+            "s2grid": GauntS2TensorProduct, "exact": SHMatrixTensorProduct}[config.tensor_product]
 
 
 def check_structure(config: MLIPConfig, positions, species, cell, pbc, *, where: str,
@@ -132,6 +148,9 @@ def build(config: MLIPConfig, train, *, key):
     if missing:
         raise DataError(f"{train.name}: an mlip data set needs fields {', '.join(_REQUIRED)}; "
                         f"missing {', '.join(missing)}")
+    if config.stress_weight and "stress" not in train:
+        raise DataError(f"{train.name}: model.stress_weight = {config.stress_weight} but the data "
+                        f"set has no 'stress' field (set model.stress_weight: 0 or null)")
     d = train.load()
     n_struct, n_max = d["positions"].shape[:2]
     mask = d["mask"].astype(bool)
@@ -162,7 +181,8 @@ def build(config: MLIPConfig, train, *, key):
     stats = EnergyScale(shifts=jnp.asarray(mu), scale=jnp.asarray(np.float64(scale)),
                         avg_neighbors=jnp.asarray(np.float64(max(np.sum(n_edges) / mask.sum(),
                                                                  1.0))),
-                        known=jnp.asarray(present))
+                        known=jnp.asarray(present),
+                        stress_trained=stress_weight(config, "stress" in train) > 0)
     return TDNPotential(config.cutoff, config.lmax, config.channels, config.n_layers,
                         config.n_basis, config.radial_hidden, config.readout_hidden,
                         tensor_product_factory(config), stats, key=key)
@@ -194,8 +214,8 @@ def _errors(config, model, batch):
 
 
 def loss(config: MLIPConfig, model: TDNPotential, batch: dict, *, key=None):
-    """Weighted MSE of per-atom energy, force components and (optionally) stress, each divided
-    by the squared energy scale so that the loss is O(1) for any system."""
+    """Weighted MSE of per-atom energy, force components and (when trained) the virial per atom,
+    each divided by the squared energy scale so that the loss is O(1) for any system."""
     de, df, ds, n, overflow = _errors(config, model, batch)
     scale2 = jax.lax.stop_gradient(model.energy_scale.scale) ** 2
     n_comp = jnp.maximum(3 * jnp.sum(n), 1)
@@ -204,12 +224,15 @@ def loss(config: MLIPConfig, model: TDNPotential, batch: dict, *, key=None):
     total = config.energy_weight * l_e + config.forces_weight * l_f
     logs = {"energy_rmse": jnp.sqrt(jnp.mean(de**2)),
             "forces_rmse": jnp.sqrt(jnp.sum(df**2) / n_comp)}
-    if config.stress_weight > 0:
+    w_s = stress_weight(config, ds is not None)
+    if w_s > 0:
         if ds is None:
             raise DataError("model.stress_weight > 0 but the data set has no 'stress' field")
-        l_s = jnp.mean(ds**2) / scale2
-        total = total + config.stress_weight * l_s
         logs["stress_rmse"] = jnp.sqrt(jnp.mean(ds**2))
+        # the virial per atom V σ / N (eV/atom): the stress error on the per-atom energy's scale
+        vol = jnp.abs(jnp.linalg.det(batch["cell"])) if "cell" in batch else jnp.zeros(n.shape)
+        dv = ds * (vol / n)[:, None, None]
+        total = total + w_s * jnp.mean(dv**2) / scale2
     logs["edge_overflow"] = jnp.mean(overflow.astype(jnp.float32))
     return total, logs
 

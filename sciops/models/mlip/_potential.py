@@ -60,12 +60,15 @@ class EnergyScale(eqx.Module):
     - `scale`: energy scale $s$ (eV), the RMS training force component.
     - `avg_neighbors`: mean number of neighbours per atom within the cutoff, $\\bar n$.
     - `known`: which atomic numbers the training set contains.
+    - `stress_trained`: whether the loss fitted stresses (so a calculator can say when it is
+      asked for a stress the model never saw). Static metadata, rebuilt with the model.
     """
 
     shifts: Float[Array, " 119"]
     scale: Float[Array, ""]
     avg_neighbors: Float[Array, ""]
     known: Bool[Array, " 119"]
+    stress_trained: bool = eqx.field(static=True, default=False)
 
     # The training driver never hands these leaves to the optimizer.
     __sciops_frozen__ = True
