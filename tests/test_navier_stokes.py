@@ -1,5 +1,7 @@
 """The Navier–Stokes vorticity solver: exact decays, temporal order 2, the data-set writer."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,8 @@ from sciops.pde.navier_stokes import (
     solve,
     taylor_green,
 )
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _orders(errors):
@@ -113,10 +117,46 @@ def test_generate_into_file_roundtrip(tmp_path):
     assert not np.allclose(arrays["x"], arrays["y"])
 
 
+def test_sequence_task_splits_the_trajectory(tmp_path):
+    """input_steps = k: x is the first k snapshots, y the rest (the FNO paper's 10 -> 40 steps
+    at T = 50, here 2 -> 3 at a small size), the same trajectory as the one-step task's."""
+    config = NavierStokesConfig(n_samples=2, resolution=16, t_start=0.1, horizon=0.4, dt=0.05,
+                                n_snapshots=4, input_steps=2, convergence_samples=0)
+    seq = generate_arrays(config)
+    full = generate_arrays(NavierStokesConfig(**{**config.__dict__, "input_steps": 0}))
+    assert seq["x"].shape == (2, 2, 16, 16) and seq["y"].shape == (2, 3, 16, 16)
+    np.testing.assert_array_equal(seq["x"], full["w"][:, :2])
+    np.testing.assert_array_equal(seq["y"], full["w"][:, 2:])
+    assert not np.allclose(seq["y"][:, 0], seq["x"][:, -1])  # the flow moved in between
+
+
+def test_fno_paper_preset_config_fits(tmp_path):
+    """configs/navier_stokes_t50.yaml, shrunk by overrides, generates and trains end to end:
+    10 -> 40 channels becomes 2 -> 3 here."""
+    from sciops.train import fit, load_config
+
+    config = load_config(ROOT / "configs" / "navier_stokes_t50.yaml", [
+        f"data.path={tmp_path / 'ns_seq.h5'}", "data.generate.n_samples=6",
+        "data.generate.resolution=16", "data.generate.horizon=0.4", "data.generate.dt=0.05",
+        "data.generate.n_snapshots=4", "data.generate.input_steps=2",
+        "data.generate.convergence_samples=0", "data.n_train=4", "data.n_test=2",
+        "model.n_modes=[4,4]", "model.hidden_channels=4", "model.lifting_channels=4",
+        "model.projection_channels=4", "train.steps=2", "train.batch_size=2",
+        "train.eval_batch_size=2", "train.eval_every=0", "train.checkpoint_every=0",
+        "train.optimizer.warmup_steps=0", "train.mesh={data: 1}"])
+    gen = config.data.generate
+    assert (gen["viscosity"], gen["t_start"], gen["input_steps"]) == (1e-3, 1.0, 2)
+    result = fit(config, out=tmp_path / "run")
+    assert result.steps == 2 and result.metrics["test"]
+    assert all(np.isfinite(v) for v in result.metrics["test"].values()), result.metrics
+    assert read_hdf5(tmp_path / "ns_seq.h5", lazy=False).load()["y"].shape == (6, 3, 16, 16)
+
+
 @pytest.mark.parametrize("kwargs, key", [
     ({"horizon": 0.105, "dt": 0.01}, "horizon"),
     ({"solve_resolution": 48, "resolution": 32}, "solve_resolution"),
     ({"resolution": 7}, "resolution"),
+    ({"input_steps": 2, "n_snapshots": 1}, "input_steps"),
     ({"viscosity": 0.0}, "viscosity"),
     ({"n_snapshots": 3, "horizon": 1.0, "dt": 0.01}, "n_snapshots"),
 ])

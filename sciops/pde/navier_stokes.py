@@ -76,6 +76,12 @@ class NavierStokesConfig:
     - `forcing_amplitude` [1]: the 0.1 of Li et al.'s forcing.
     - `seed` [-]: seed of the initial fields (sample $i$ depends only on `seed` and $i$).
     - `batch_size` [count]: trajectories integrated together (vmapped).
+    - `input_steps` [count]: 0 (default): the one-step task above. $k > 0$: the sequence task,
+      `x` = the first $k$ snapshots of the trajectory ($w$ at `t_start`, `t_start` + $\\Delta$,
+      ..., $\\Delta$ = `horizon`/`n_snapshots`) as channels and `y` = the remaining
+      `n_snapshots` + 1 - $k$; needs `n_snapshots` $\\ge k$. The FNO paper's setting ($\\nu$ =
+      1e-3, $w(1..10) \\to w(11..50)$) is `t_start` 1, `horizon` 49, `n_snapshots` 49,
+      `input_steps` 10 (configs/navier_stokes_t50.yaml).
     - `convergence_samples` [count]: how many of the first trajectories `generate` re-solves
       with half the grid spacing and half the time step to record the self-convergence error in
       the file (0: none).
@@ -93,6 +99,7 @@ class NavierStokesConfig:
     seed: int = 0
     batch_size: int = 50
     convergence_samples: int = 2
+    input_steps: int = 0
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -122,6 +129,10 @@ class NavierStokesConfig:
         if self.convergence_samples < 0:
             raise ConfigError(f"convergence_samples: expected >= 0, got "
                               f"{self.convergence_samples}")
+        if self.input_steps < 0 or self.input_steps > self.n_snapshots:
+            raise ConfigError(f"input_steps: expected 0 or 1..n_snapshots={self.n_snapshots} "
+                              f"(the rest of the trajectory is the target), got "
+                              f"{self.input_steps}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {self.batch_size}")
 
@@ -289,7 +300,8 @@ def _trajectories(config: NavierStokesConfig, start: int, count: int, refine: in
 def generate_arrays(config: NavierStokesConfig, *, progress: bool = False
                     ) -> dict[str, np.ndarray]:
     """The fields of a data set: `x` $= w(t_0)$, `y` $= w(t_0 + T)$, each `(n, 1, s, s)`
-    float32, and, with `n_snapshots > 0`, the trajectory `w` of shape `(n, n_snapshots+1, s, s)`."""
+    float32, and, with `n_snapshots > 0`, the trajectory `w` of shape `(n, n_snapshots+1, s, s)`.
+    With `input_steps` $k > 0$, `x` is `w[:, :k]` and `y` is `w[:, k:]`."""
     chunks = range(0, config.n_samples, config.batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -304,7 +316,8 @@ def generate_arrays(config: NavierStokesConfig, *, progress: bool = False
                         f"{config.dt} breaks the CFL limit at solve_resolution="
                         f"{config.solve_resolution or config.resolution}; lower dt")
     traj = traj.astype(np.float32)
-    out = {"x": traj[:, :1], "y": traj[:, -1:]}
+    k = config.input_steps
+    out = {"x": traj[:, :k], "y": traj[:, k:]} if k else {"x": traj[:, :1], "y": traj[:, -1:]}
     if config.n_snapshots:
         out["w"] = traj
     return out
@@ -340,6 +353,16 @@ def generate(config: NavierStokesConfig, path, *, progress: bool = True) -> None
         "x": {"units": "1/s", "layout": layout, "description": f"vorticity at t={config.t_start}"},
         "y": {"units": "1/s", "layout": layout,
               "description": f"vorticity at t={config.t_start + config.horizon}"}}
+    if config.input_steps:
+        step = config.horizon / config.n_snapshots
+        k = config.input_steps
+        field_attrs = {
+            "x": {"units": "1/s", "layout": "samples time y x",
+                  "description": f"vorticity at t={config.t_start:g}, {config.t_start + step:g}, "
+                                 f"..., {config.t_start + (k - 1) * step:g} (input steps)"},
+            "y": {"units": "1/s", "layout": "samples time y x",
+                  "description": f"vorticity at t={config.t_start + k * step:g}, ..., "
+                                 f"{config.t_start + config.horizon:g} (the next steps)"}}
     if "w" in arrays:
         field_attrs["w"] = {"units": "1/s", "layout": "samples time y x",
                             "description": "vorticity at equally spaced times from t_start to "
