@@ -112,10 +112,12 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     """Train one model; returns (model, family, info). Batches are drawn from `seed` only, so
     two models trained with the same arguments see the same samples, times and noise.
 
-    `minutes` (if given) stops training at that wall-clock budget (the schedule is laid out
-    over `steps`, so give a `steps` the budget roughly reaches); `curve = (dataset, row)`
-    records the teacher-forced one-step RMSE on that flow `curve_points` times (the time it
-    takes is not counted as training time)."""
+    `minutes` (if given) stops training at that wall-clock budget, and the learning rate
+    follows the warmup + cosine schedule over the budget's time instead of over `steps` (so a
+    run that gets less of a loaded machine still decays its learning rate to the end);
+    `curve = (dataset, row)` records the teacher-forced one-step RMSE on that flow
+    `curve_points` times, evenly in steps or, with `minutes`, in time (the time it takes is
+    not counted as training time)."""
     import equinox as eqx
     import jax
     import numpy as np
@@ -128,9 +130,24 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     data = prepare(config, train_ds).in_memory()
     model = fam.build(config, data, key=jax.random.key(seed))
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    sched = optax.warmup_cosine_decay_schedule(0.0, lr, min(100, steps // 10), steps, lr * 0.01)
-    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    warmup = min(100, steps // 10)
+    if minutes is None:
+        sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, lr * 0.01)
+        opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    else:  # the same shape of schedule, laid out over the time budget (set before each step)
+        opt = optax.chain(optax.clip_by_global_norm(1.0),
+                          optax.inject_hyperparams(optax.adam)(learning_rate=0.0))
     state = opt.init(params)
+
+    def timed_lr(state, done, elapsed):
+        import jax.numpy as jnp
+
+        frac = min(1.0, elapsed / budget)
+        rate = lr * min(1.0, (done + 1) / max(warmup, 1)) * (
+            0.01 + 0.99 * 0.5 * (1.0 + np.cos(np.pi * frac)))
+        inner = state[1]
+        hyper = dict(inner.hyperparams, learning_rate=jnp.asarray(rate, jnp.float32))
+        return (state[0], inner._replace(hyperparams=hyper)), rate
 
     @eqx.filter_jit
     def step(params, state, batch, key):
@@ -149,14 +166,19 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     compile_s = time.perf_counter() - t_start
     budget = None if minutes is None else 60.0 * minutes
     marks = (set(np.linspace(0, steps, curve_points + 1).astype(int)[1:].tolist())
-             if curve is not None else set())
+             if curve is not None and budget is None else set())
+    time_marks = (list(np.linspace(0, budget, curve_points + 1)[1:-1])
+                  if curve is not None and budget is not None else [])
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     paused = 0.0
     losses, window, curve_rows = [], [], []
     done = 0
     for i in range(steps):
         batch = data.take(rng.choice(len(data), batch_size, replace=len(data) < batch_size))
         key, k = jax.random.split(key)
+        if budget is not None:
+            state, rate = timed_lr(state, i, time.perf_counter() - t0 - paused)
         params, state, value = step(params, state, batch, k)
         window.append(value)
         done = i + 1
@@ -167,7 +189,10 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
             window = []
             print(f"  step {done}: loss {losses[-1][1]:.4f}, {elapsed:.0f} s, "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
-        if curve is not None and (done in marks or done == steps or over):
+        at_time = bool(time_marks) and elapsed >= time_marks[0]
+        if at_time:
+            time_marks.pop(0)
+        if curve is not None and (done in marks or at_time or done == steps or over):
             jax.block_until_ready(params)
             tc = time.perf_counter()
             m_rmse, p_rmse = one_step_vs_persistence(config, eqx.combine(params, static),
@@ -181,10 +206,12 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
             break
     jax.block_until_ready(params)
     elapsed = time.perf_counter() - t0 - paused
+    cpu_s = time.process_time() - cpu0
     model = eqx.combine(params, static)
     n_params = sum(x.size for x in jax.tree.leaves(eqx.filter(model.net, eqx.is_array)))
     return model, fam, {"params": int(n_params), "train_s": elapsed, "compile_s": compile_s,
                         "steps_done": done, "s_per_step": elapsed / max(done, 1),
+                        "train_cpu_s_incl_curve": cpu_s,
                         "train_node_steps_per_s": done * batch_size * n_nodes / elapsed,
                         "losses": losses, "learning_curve": curve_rows}
 
@@ -221,7 +248,8 @@ def _test_file(ds, rows, path):
 
 
 def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, seed=0,
-              noise_std=None, minutes=None, go_ratio=0.5, force_rollouts=False, curve_points=8):
+              noise_std=None, minutes=None, go_ratio=0.5, force_rollouts=False, curve_points=8,
+              go_flows=4, animation=True):
     import types
 
     import equinox as eqx
@@ -250,7 +278,7 @@ def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, see
     eqx.tree_serialise_leaves(out / f"{name}.eqx", model)
     info["inference_node_steps_per_s"] = _inference_throughput(cfg, model, ds.subset([len(ds) - 1]))
     # go / no-go: the one-step map on the training flows must be well below persistence
-    m1, p1 = one_step_vs_persistence(cfg, model, ds, range(min(4, n_train)))
+    m1, p1 = one_step_vs_persistence(cfg, model, ds, range(min(go_flows, n_train)))
     info.update(train_one_step=m1, train_one_step_persistence=p1, go_ratio=go_ratio,
                 go=m1 < go_ratio * p1)
     print(f"{name}: go/no-go: teacher-forced one-step on training flows {m1:.4g} vs "
@@ -261,7 +289,7 @@ def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, see
                                     family=fam)
         test = _test_file(ds, range(n_train, len(ds)), out / "test_flows.h5")
         t0 = time.perf_counter()
-        res = mesh_rollout(run, test, out_dir=out / name, progress=False, animation=True)
+        res = mesh_rollout(run, test, out_dir=out / name, progress=False, animation=animation)
         info["rollout_s_incl_compile_io"] = time.perf_counter() - t0
         info["protocol"] = res["mean"]
         info["protocol_per_trajectory"] = res["trajectories"]
@@ -333,7 +361,8 @@ def main(models=("mgn_small", "tf_base"), steps: int = 15000, batch_size: int = 
          lr: float = 1e-3, data: str = "data/cache/bench_cylinder_flow.h5", n_test: int = 2,
          out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0,
          noise_std: float | None = None, n_trajectories: int = 10, minutes: float | None = None,
-         go_ratio: float = 0.5, force_rollouts: bool = False, curve_points: int = 8):
+         go_ratio: float = 0.5, force_rollouts: bool = False, curve_points: int = 8,
+         go_flows: int = 4, animation: bool = True):
     """Train and score each preset in `models` (one after the other), then print the table.
 
     A missing `data` file is generated first: `n_trajectories` cylinder flows (solver seed 0,
@@ -342,12 +371,11 @@ def main(models=("mgn_small", "tf_base"), steps: int = 15000, batch_size: int = 
     if not path.is_file():
         from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow
 
-        generate_cylinder_flow(CylinderFlowConfig(n_trajectories=n_trajectories, n_steps=150,
-                                                  spinup=1.0, h_min=0.02, h_max=0.05),
+        generate_cylinder_flow(CylinderFlowConfig(n_trajectories=n_trajectories, xdmf=False),
                                path, progress=True)
     for name in models:
         run_model(name, path, steps, batch_size, lr, n_test, out, rollouts, seed, noise_std,
-                  minutes, go_ratio, force_rollouts, curve_points)
+                  minutes, go_ratio, force_rollouts, curve_points, go_flows, animation)
     return summary(path, n_test, out) if rollouts else None
 
 
@@ -369,6 +397,9 @@ if __name__ == "__main__":
                    "fraction of persistence's (default 0.5)")
     p.add_argument("--force-rollouts", action="store_true", help="score rollouts after a NO-GO")
     p.add_argument("--curve-points", type=int, default=8, help="learning-curve points")
+    p.add_argument("--go-flows", type=int, default=4,
+                   help="training flows of the go/no-go check (every frame; default 4)")
+    p.add_argument("--no-animation", action="store_true", help="no GIF of the rollouts")
     p.add_argument("--data", default="data/cache/bench_cylinder_flow.h5")
     p.add_argument("--n-test", type=int, default=2, help="the last N trajectories are held out")
     p.add_argument("--n-trajectories", type=int, default=10,
@@ -382,4 +413,4 @@ if __name__ == "__main__":
     else:
         main(tuple(a.models.split(",")), a.steps, a.batch_size, a.lr, a.data, a.n_test, a.out,
              not a.no_rollouts, a.seed, a.noise_std, a.n_trajectories, a.minutes, a.go_ratio,
-             a.force_rollouts, a.curve_points)
+             a.force_rollouts, a.curve_points, a.go_flows, not a.no_animation)

@@ -225,3 +225,42 @@ def test_meshes_that_do_not_fit_the_run(setup, tmp_path):
     with pytest.raises(DataError, match="not found"):
         rollout(run, tmp_path / "missing.xdmf", out_dir=tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()  # checked before anything is written
+
+
+def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path):
+    """A VTU series as another code writes it (field named `c`, no node types) rolls out with
+    --field and --node-types exactly as the sciops file it was made from."""
+    from sciops.data import write_vtu
+
+    root, path, run = setup
+    xdmf = root / "transport_xdmf" / "traj_000.xdmf"
+    truth = read_xdmf(xdmf)
+    series = tmp_path / "series"
+    c = np.asarray(truth.fields["concentration"])
+    for k in range(truth.n_times):
+        write_vtu(series / f"c_{k}.vtu", MeshField(np.asarray(truth.points),
+                                                   {t: np.asarray(v) for t, v in truth.cells.items()},
+                                                   {"c": c[k:k + 1]}))
+    ref = rollout(run, xdmf, out_dir=tmp_path / "ref", progress=False, animation=False)
+    got = rollout(run, series, out_dir=tmp_path / "mine", progress=False, animation=False,
+                  fields=["concentration=c"], node_types="boundary:walls=xmin+xmax+ymin+ymax")
+    (r,), (g,) = ref["trajectories"].values(), got["trajectories"].values()
+    for method in ("model", "persistence", "linear_extrapolation"):
+        for key in ("one_step", "rollout_all"):
+            assert g[method]["concentration"][key] == pytest.approx(
+                r[method]["concentration"][key], rel=1e-5)
+    with pytest.raises(DataError, match="needs field 'concentration'; the file has c"):
+        rollout(run, series, out_dir=tmp_path / "o", progress=False,
+                node_types="boundary:walls=xmin+xmax+ymin+ymax")
+    assert not (tmp_path / "o").exists()
+
+
+def test_rollout_cli_field_and_node_type_options(setup, tmp_path, capsys):
+    from sciops.cli._main import main
+
+    root, path, run = setup
+    code = main(["rollout", str(tmp_path / "norun"), "--data", str(path), "--out",
+                 str(tmp_path / "o"), "--node-types", "boundary:walls=left"])
+    assert code == 2 and not (tmp_path / "o").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err

@@ -171,7 +171,7 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
 
 
 def _cmd_convert(args) -> int:
-    from ..data import convert_file, read_hdf5
+    from ..data import convert_file, parse_field_map, read_hdf5
 
     try:
         subsample = [int(r) for r in args.subsample.split(",")]
@@ -182,7 +182,8 @@ def _cmd_convert(args) -> int:
                        keys=_pairs(args.key, "--key"), layout=_pairs(args.layout, "--layout"),
                        subsample=subsample[0] if len(subsample) == 1 else subsample,
                        units=_pairs(args.units, "--units"), meta=args.meta, split=args.split,
-                       max_trajectories=args.max_trajectories)
+                       max_trajectories=args.max_trajectories,
+                       fields=parse_field_map(args.field), node_types=args.node_types)
     ds = read_hdf5(out)
     print(f"wrote {out}: {len(ds)} samples; " + ", ".join(
         f"{k} {ds.shape(k)} {ds.dtype(k)}" for k in ds.keys()))
@@ -217,10 +218,21 @@ def _cmd_rollout(args) -> int:
     if run.family.rollout is None:
         raise ConfigError(f"{args.run_dir}: family {run.family.name!r} has no rollout (only "
                           "simulator families define Family.rollout)")
+    mapping = {}
+    if args.field or args.node_types:  # users' own meshes (mesh simulators only)
+        import inspect
+
+        if "fields" not in inspect.signature(run.family.rollout).parameters:
+            raise ConfigError(f"--field/--node-types: family {run.family.name!r} reads its own "
+                              "data layout; these options are for mesh simulators")
+        from ..data import parse_field_map, parse_node_types
+
+        mapping = {"fields": parse_field_map(args.field),
+                   "node_types": parse_node_types(args.node_types)}
     summary = run.family.rollout(run, args.data, steps=args.steps, start=args.start,
                                  mode=args.mode, boundary=args.boundary, out_dir=args.out,
                                  inflow=args.inflow_speed, animation=not args.no_animation,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, **mapping)
     if "table" in summary:  # mesh simulators: the model beside its baselines
         print(summary["table"])
         print("wrote " + ", ".join(summary["files"]))
@@ -331,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rollout", help="roll a trained simulator out on trajectories")
     r.add_argument("run_dir", help="a run folder of a simulator (meshformer, meshgraphnet, "
                    "wavecnn) written by sciops fit")
-    r.add_argument("--data", required=True, metavar="FILE",
-                   help="trajectory file (XDMF or HDF5) in the run's fields and units")
+    r.add_argument("--data", required=True, metavar="PATH",
+                   help="trajectories in the run's units: an XDMF series, a PVD file, VTU "
+                   "files (folder or quoted glob), a MeshGraphNets folder or a sciops mesh .h5")
     r.add_argument("--steps", type=int, default=None, metavar="N",
                    help="horizon in model steps, an integer >= 1 (default: the truth's length)")
     r.add_argument("--mode", choices=["autoregressive", "teacher-forced"],
@@ -347,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inflow-speed", type=float, default=None, metavar="U",
                    help="mesh simulators: inflow speed U [m/s] for the relative errors "
                    "(default: mean speed of the INFLOW nodes at frame 0)")
+    r.add_argument("--field", action="append", metavar="NAME=SOURCE",
+                   help="mesh simulators: map the file's fields onto the run's, repeatable: "
+                   "velocity=U, velocity=U[0,1] (components), velocity=vx,vy (scalars)")
+    r.add_argument("--node-types", metavar="SPEC",
+                   help="mesh simulators: node types from field:NAME (an integer point field), "
+                   "sets:SET=TYPE,...[;mesh=FILE] (cell sets / gmsh physical groups) or "
+                   "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax (other boundary nodes: "
+                   "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
                    help="mesh simulators: no GIF of truth / prediction / error")
     r.add_argument("--out", required=True, metavar="DIR",
@@ -408,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
     c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
     c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.add_argument("--field", action="append", metavar="NAME=SOURCE",
+                   help="mesh: field mapping, repeatable: velocity=U, velocity=U[0,1], "
+                   "velocity=vx,vy")
+    c.add_argument("--node-types", metavar="SPEC",
+                   help="mesh: node types from field:NAME, sets:SET=TYPE,...[;mesh=FILE] or "
+                   "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax")
     c.set_defaults(func=_cmd_convert)
 
     i = sub.add_parser("info", help="versions and devices")

@@ -39,8 +39,15 @@ from ._mesh import MeshField as MeshField
 from ._mesh import mesh_field as mesh_field
 from ._mesh import read_mesh_dataset as read_mesh_dataset
 from ._mesh import write_mesh_dataset as write_mesh_dataset
+from ._mesh_import import NodeTypeRule as NodeTypeRule
+from ._mesh_import import apply_field_map as apply_field_map
+from ._mesh_import import assign_node_types as assign_node_types
+from ._mesh_import import convert_mesh as convert_mesh
 from ._mesh_import import import_mesh_data as import_mesh_data
+from ._mesh_import import parse_field_map as parse_field_map
+from ._mesh_import import parse_node_types as parse_node_types
 from ._mesh_import import read_graphphysics_h5 as read_graphphysics_h5
+from ._mesh_import import read_mesh_trajectories as read_mesh_trajectories
 from ._mesh_import import read_meshgraphnets as read_meshgraphnets
 from ._meshio import read_vtu as read_vtu
 from ._meshio import read_xdmf as read_xdmf

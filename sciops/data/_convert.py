@@ -45,16 +45,18 @@ def _is_mesh(source: pathlib.Path, format: str) -> bool:
 
 
 def _convert_mesh(source: pathlib.Path, out: pathlib.Path, meta, split: str,
-                  max_trajectories: int | None) -> tuple[pathlib.Path, dict[str, Any]]:
-    from ._mesh_import import import_mesh_data
+                  max_trajectories: int | None, fields=None, node_types=None
+                  ) -> tuple[pathlib.Path, dict[str, Any]]:
+    from ._mesh_import import convert_mesh, import_mesh_data
 
     if not source.exists():
         raise DataError(f"{source}: not found")
-    if not source.is_dir() and source.suffix.lower() in _MESH_SUFFIXES:
-        raise DataError(f"{source}: XDMF/VTU/PVD/TFRecord files are not converted on their own; "
-                        "give a MeshGraphNets folder (meta.json + <split>.tfrecord) or a "
-                        "graph-physics .h5 with --meta")
-    written = import_mesh_data(source, out, split=split, meta=meta,
+    if meta is not None or (source.suffix.lower() in (".h5", ".hdf5") and not source.is_dir()
+                            and not (fields or node_types)):
+        written = import_mesh_data(source, out, split=split, meta=meta,
+                                   max_trajectories=max_trajectories)
+    else:  # XDMF/PVD/VTU series, MeshGraphNets folders, with a field map / node-type rule
+        written = convert_mesh(source, out, fields=fields, node_types=node_types, split=split,
                                max_trajectories=max_trajectories)
     return written, {"source_format": "mesh"}
 
@@ -63,7 +65,8 @@ def convert_file(source: str | os.PathLike, out: str | os.PathLike, *, format: s
             keys: Mapping[str, str] | None = None, layout: Mapping[str, str] | None = None,
             subsample: int | Sequence[int] = 1, units: Mapping[str, str] | None = None,
             meta: str | os.PathLike | None = None, split: str = "train",
-            max_trajectories: int | None = None) -> pathlib.Path:
+            max_trajectories: int | None = None, fields=None,
+            node_types=None) -> pathlib.Path:
     """Write `source` as a sciops data set at `out` (atomically: nothing is left on failure).
 
     **Arguments:**
@@ -73,6 +76,8 @@ def convert_file(source: str | os.PathLike, out: str | os.PathLike, *, format: s
     - `out`: the `.h5` file to write.
     - `format`, `keys`, `layout`, `subsample`, `units`: as in `read_dataset`.
     - `meta`, `split`, `max_trajectories`: for mesh data sets (as `import_mesh_data`).
+    - `fields`, `node_types`: for mesh series, the field mapping and node-type rule of
+      `sciops.data.convert_mesh`.
 
     **Returns:** the path written. Root attributes: ``converted_from`` (the source's absolute
     path), ``source_sha256``, ``source_format``, ``keys``, ``layout``, ``subsample``, and
@@ -92,7 +97,8 @@ def convert_file(source: str | os.PathLike, out: str | os.PathLike, *, format: s
     if source.resolve() == out.resolve():
         raise DataError(f"{out}: the output would overwrite the source")
     if _is_mesh(source, format):
-        written, info = _convert_mesh(source, out, meta, split, max_trajectories)
+        written, info = _convert_mesh(source, out, meta, split, max_trajectories, fields,
+                                      node_types)
         with h5py.File(written, "r+") as f:
             f.attrs["converted_from"] = str(source.resolve())
             f.attrs["source_sha256"] = sha256_of(source)

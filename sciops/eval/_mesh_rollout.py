@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, DataError
-from ..data import MeshField, mesh_field, read_mesh_dataset, read_xdmf, write_xdmf
-from ..data._meshio import read_xdmf_units
+from ..data import MeshField, write_xdmf
 from ..models.meshformer._family import triptych
 from ._mesh_metrics import (
     BASELINES,
@@ -50,18 +49,16 @@ __all__ = ["format_rollout_table", "mesh_rollout", "rollout"]
 METHODS = ("model", *BASELINES)
 
 
-def _trajectories(data_path: pathlib.Path) -> list[tuple[str, MeshField, dict[str, str]]]:
-    """(name, trajectory, units) of every trajectory in `data_path`."""
-    if not data_path.exists():
+def _trajectories(data_path: pathlib.Path, fields=None, node_types=None
+                  ) -> list[tuple[str, MeshField, dict[str, str]]]:
+    """(name, trajectory, units) of every trajectory in `data_path` (any source
+    `sciops.data.read_mesh_trajectories` reads, with its field mapping and node-type rule)."""
+    from ..data._mesh_import import read_mesh_trajectories
+
+    if not any(c in str(data_path) for c in "*?[") and not data_path.exists():
         raise DataError(f"{data_path}: data file not found")
-    suffix = data_path.suffix.lower()
-    if suffix == ".xdmf":
-        return [(data_path.stem, read_xdmf(data_path), read_xdmf_units(data_path))]
-    if suffix in (".h5", ".hdf5"):
-        ds = read_mesh_dataset(data_path)
-        units = {k: str(a["units"]) for k, a in ds.field_attrs.items() if "units" in a}
-        return [(f"traj_{i:03d}", mesh_field(ds, i), units) for i in range(len(ds))]
-    raise DataError(f"{data_path}: expected an .xdmf time series or a sciops mesh .h5 data set")
+    return read_mesh_trajectories(data_path, fields=fields, node_types=node_types,
+                                  with_names=True)
 
 
 def _check(name: str, mesh: MeshField, model, path) -> None:
@@ -262,13 +259,16 @@ def format_rollout_table(summary: dict[str, Any]) -> str:
 def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, start: int = 1,
             mode: str = "autoregressive", boundary: str = "truth",
             out_dir: str | os.PathLike, inflow: float | None = None,
-            animation: bool = True, progress: bool = True, chunk: int = 25) -> dict[str, Any]:
+            animation: bool = True, progress: bool = True, chunk: int = 25,
+            fields: Any = None, node_types: Any = None) -> dict[str, Any]:
     """Roll a trained mesh simulator out on every trajectory of `data_path` and score it.
 
     **Arguments:**
 
     - `run`: a loaded run (`.config`, `.model`, `.family`), e.g. `sciops.train.load_run(dir)`.
-    - `data_path`: an XDMF time series or a sciops mesh HDF5 data set.
+    - `data_path`: any source `sciops.data.read_mesh_trajectories` reads: an XDMF time
+      series, a PVD collection, VTU files (a folder or a glob), a MeshGraphNets folder or a
+      sciops mesh HDF5 data set.
     - `steps`: autoregressive steps (default: to the end of the truth); more than the truth
       holds runs on without metrics.
     - `start`: the frame the autoregressive rollouts (model and baselines) start from; 1 by
@@ -281,6 +281,9 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
     - `inflow`: the inflow speed $U$ for the relative errors (default: the mean speed of the
       INFLOW nodes at frame 0).
     - `animation`: write the GIF; `progress`: a progress bar; `chunk`: steps per compiled call.
+    - `fields`: field mapping onto the run's field names (``{"velocity": "U"}`` or the CLI's
+      ``["velocity=U"]``, see `sciops.data.parse_field_map`); `node_types`: where the node
+      types come from (`sciops.data.parse_node_types`; default the file's ``node_type``).
 
     **Returns:** ``{"trajectories": {name: {"inflow_speed", "model" | "persistence" |
     "linear_extrapolation": {field: {"one_step", "rollout1", "rollout50", "rollout_all",
@@ -303,6 +306,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
         raise ConfigError(f"--start: must be >= 0, got {start}")
     if inflow is not None and not inflow > 0:
         raise ConfigError(f"--inflow-speed: must be > 0, got {inflow}")
+    field_map = fields  # `fields` names the run's fields below
     model, family = run.model, run.family
     model_config = run.config.model
     if family.rollout is None or family.prepare is None:
@@ -315,7 +319,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
     n_state = sum(model.state_channels)
 
     # every input is checked before anything is computed or written
-    trajectories = _trajectories(data_path)
+    trajectories = _trajectories(data_path, field_map, node_types)
     plans = []
     for name, mesh, units in trajectories:
         _check(name, mesh, model, data_path)

@@ -16,16 +16,18 @@ from ._transformer import MeshTransformer as MeshTransformer
 def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 mode: str = "autoregressive", boundary: str = "truth", out_dir,
                 inflow: float | None = None, animation: bool = True,
-                progress: bool = True) -> dict:
+                progress: bool = True, fields=None, node_types=None) -> dict:
     """`Family.rollout` of `meshformer` and `meshgraphnet`: the mesh rollout driver of
-    `sciops.eval` (XDMF/HDF5 trajectories, the model beside persistence and linear
-    extrapolation, figures), imported when a rollout is asked for so that the model layer does
-    not load the eval layer."""
+    `sciops.eval` (XDMF, PVD, VTU, MeshGraphNets or sciops HDF5 trajectories with an optional
+    field mapping and node-type rule; the model beside persistence and linear extrapolation;
+    figures), imported when a rollout is asked for so that the model layer does not load the
+    eval layer."""
     from ...eval._mesh_rollout import rollout as rollout_mesh
 
     return rollout_mesh(run, data_path, steps=steps, start=start, mode=mode,
                         boundary=boundary, out_dir=out_dir, inflow=inflow,
-                        animation=animation, progress=progress)
+                        animation=animation, progress=progress, fields=fields,
+                        node_types=node_types)
 
 
 FAMILIES = {
