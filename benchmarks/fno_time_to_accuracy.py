@@ -225,8 +225,11 @@ def time_to_accuracy(epochs: int, target: float, seed: int) -> dict:
     }
 
 
-def speed_128(steps: int, rounds: int, seed: int) -> dict:
-    data = darcy(128, 120, "darcy_128_speed.h5")
+def speed(res: int, steps: int, rounds: int, seed: int) -> dict:
+    """Seconds per 1,000-sample epoch of each side at `res`² (batch 20), alternating rounds of
+    `steps` steps after a warm-up round."""
+    data = (darcy(64, 1100, "darcy_64.h5") if res == 64 else
+            darcy(res, 120, f"darcy_{res}_speed.h5"))
     sides = {"sciops": SciopsSide(data, 1500, seed), "neuralop": NeuralopSide(data, 1500, seed)}
     rng = np.random.default_rng(seed)
     times = {k: [] for k in sides}
@@ -240,8 +243,8 @@ def speed_128(steps: int, rounds: int, seed: int) -> dict:
             if r:  # round 0 compiles and warms up
                 times[name].append((time.perf_counter() - t) / steps)
     per_epoch = {k: float(np.median(v)) * 1000 / BATCH for k, v in times.items()}
-    return {"seconds_per_epoch_128": per_epoch,
-            "speedup_128": per_epoch["neuralop"] / per_epoch["sciops"]}
+    return {f"seconds_per_epoch_{res}": per_epoch,
+            f"speedup_{res}": per_epoch["neuralop"] / per_epoch["sciops"]}
 
 
 def main(argv=None) -> dict:
@@ -252,6 +255,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--speed-steps", type=int, default=10)
     ap.add_argument("--speed-rounds", type=int, default=3)
     ap.add_argument("--no-128", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the seconds per epoch at 64² and 128² (no training to accuracy)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
@@ -259,11 +264,14 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(a.threads)
-    res = time_to_accuracy(a.epochs, a.target, a.seed)
+    if a.speed_only:
+        res = speed(64, a.speed_steps, a.speed_rounds, a.seed)
+    else:
+        res = time_to_accuracy(a.epochs, a.target, a.seed)
+        s64 = res["seconds_per_epoch_64"]
+        res["speedup_64"] = s64["neuralop"] / s64["sciops"]
     if not a.no_128:
-        res.update(speed_128(a.speed_steps, a.speed_rounds, a.seed))
-    s64 = res["seconds_per_epoch_64"]
-    res["speedup_64"] = s64["neuralop"] / s64["sciops"]
+        res.update(speed(128, a.speed_steps, a.speed_rounds, a.seed))
     res.update(threads=a.threads, loadavg_end=os.getloadavg())
     _print(res)
     if a.json:
@@ -272,6 +280,15 @@ def main(argv=None) -> dict:
 
 
 def _print(r: dict) -> None:
+    for res in (64, 128):
+        if f"seconds_per_epoch_{res}" in r:
+            s = r[f"seconds_per_epoch_{res}"]
+            print(f"s/epoch at {res}²: sciops {s['sciops']:.2f}, neuraloperator "
+                  f"{s['neuralop']:.2f} -> {r[f'speedup_{res}']:.2f}x")
+    print(f"{r['threads']} thread(s) each; load average at the end "
+          f"{tuple(round(x, 2) for x in r['loadavg_end'])}")
+    if "time_to_target_s" not in r:
+        return
     p, t, e, q = r["parameters"], r["time_to_target_s"], r["final_error"], r["error_at_equal_time"]
 
     def secs(v):
@@ -288,15 +305,6 @@ def _print(r: dict) -> None:
           f"neuraloperator {pct(e['neuralop'])}")
     print(f"test L2 at equal wall time {r['equal_time_s']:.1f} s: sciops {pct(q['sciops'])}, "
           f"neuraloperator {pct(q['neuralop'])}")
-    s = r["seconds_per_epoch_64"]
-    print(f"s/epoch at 64²: sciops {s['sciops']:.2f}, neuraloperator {s['neuralop']:.2f} -> "
-          f"{r['speedup_64']:.2f}x")
-    if "seconds_per_epoch_128" in r:
-        s = r["seconds_per_epoch_128"]
-        print(f"s/epoch at 128²: sciops {s['sciops']:.2f}, neuraloperator {s['neuralop']:.2f} -> "
-              f"{r['speedup_128']:.2f}x")
-    print(f"{r['threads']} thread(s) each; load average at the end "
-          f"{tuple(round(x, 2) for x in r['loadavg_end'])}")
 
 
 if __name__ == "__main__":

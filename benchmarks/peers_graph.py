@@ -21,8 +21,13 @@ Timing: both sides in one process, alternating in rounds (sciops round r, then t
 r), so that both see the same machine load; each round times `--steps` calls after warm-up and
 blocks on its result (`block_until_ready` / the loss `.item()`); the median over rounds is
 reported. Both sides use the same cores (`--threads`, default 2 = the whole machine, as each
-does by default). Peak memory of a step is measured in a fresh subprocess per side, as the
-growth of the process's peak resident set during the timed calls over its peak after set-up.
+does by default). Peak memory of a step is measured in a fresh subprocess per side: for sciops,
+XLA's buffer assignment of the compiled step (temporaries plus outputs, exact: XLA keeps its
+buffers between calls, so the resident set would not show them); for the torch peer, the largest
+growth of the resident set during three calls after warm-up, sampled every 0.2 ms by a thread,
+with glibc told to map every block of 64 KiB or more afresh and return it at free (so that
+memory reused from the heap shows too). The two methods differ; the torch figure is a sampled
+lower bound of its peak.
 
 PhysicsNeMo 2.2 imports `timm` (which needs torchvision) for its DiT and Swin layers only; the
 torchvision build that matches the pinned CPU torch cannot be installed beside it, so this
@@ -156,6 +161,8 @@ def sciops_mgn(x, efeat, s, r, y, latent, steps, lr, seed):
         state["p"], state["o"], v = step(state["p"], state["o"])
         v.block_until_ready()
 
+    train.xla_bytes = lambda: _xla_bytes(step, state["p"], state["o"])
+
     def forward():
         infer(state["p"]).block_until_ready()
 
@@ -212,6 +219,8 @@ def sciops_attention(x, s, r, heads, seed):
     def run():
         jax.block_until_ready(grad(layer, x))
 
+    run.xla_bytes = lambda: _xla_bytes(grad, layer, x)
+
     n = sum(a.size for a in jax.tree.leaves(layer))
     return run, n
 
@@ -261,12 +270,30 @@ def _peak_memory(kind: str, side: str, args) -> float:
            str(args.nodes), "--attention-nodes", str(args.attention_nodes),
            "--threads", str(args.threads), "--heads", str(args.heads),
            "--channels", str(args.channels)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    # Every block of 64 KiB or more from mmap and returned at free, on both sides: memory that
+    # a step reuses from the heap would otherwise not show as growth of the resident set.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _xla_bytes(fn, *args) -> int:
+    """Temporaries plus outputs of the compiled step: what XLA allocates to run it once."""
+    stats = fn.lower(*args).compile().memory_analysis()
+    return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _memory_probe(spec: str, args) -> None:
-    import resource
+    """Print the MiB one call of a side needs. sciops: XLA's buffer assignment of the compiled
+    step (temporaries plus outputs; XLA keeps its buffers between calls, so the resident set
+    does not show them). The torch side: the largest growth of the resident set during three
+    calls after warm-up, sampled every 0.2 ms by a thread."""
+    import threading
 
     kind, side = spec.split(":")
     if kind == "mgn":
@@ -278,13 +305,26 @@ def _memory_probe(spec: str, args) -> None:
         x = np.random.default_rng(2).standard_normal((len(x), args.channels)).astype(np.float32)
         make = sciops_attention if side == "sciops" else pyg_attention
         fn = make(x, s, r, args.heads, 0)[0]
-    if side == "sciops":  # compile outside the measured window: memory of the step, not of XLA
-        fn()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if side == "sciops":
+        print(fn.xla_bytes() / 2**20)
+        return
+    fn()
+    fn()
+    base = _rss_bytes()
+    peak, done = [base], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(2e-4)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
     for _ in range(3):
         fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024.0)
+    done.set()
+    thread.join()
+    print((peak[0] - base) / 2**20)
 
 
 def main(nodes: int = 2000, attention_nodes: int = 8000, channels: int = 128, heads: int = 4,

@@ -9,7 +9,7 @@ import pytest
 
 from sciops._errors import ConfigError
 from sciops.cli import main
-from sciops.cli._bench_summary import COLUMNS, load_summary, markdown_table, record
+from sciops.cli._bench_summary import COLUMNS, load_summary, markdown_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "benchmarks" / "summary.json"
@@ -34,7 +34,7 @@ def test_docs_table_is_the_summary_file():
 
 def test_every_family_has_a_row():
     families = {r["family"].split(" ")[0] for r in load_summary(SUMMARY)}
-    assert {"FNO", "TFNO", "DeepONet", "Mesh", "Wave", "MLIP"} <= families
+    assert {"FNO", "TFNO", "DeepONet", "Mesh", "Wave", "MLIP", "MeshGraphNet"} <= families
 
 
 def test_cli_prints_each_row_plain(capsys):
@@ -60,17 +60,3 @@ def test_bad_rows_name_the_row_and_line(tmp_path):
     f.write_text('[\n{"family": "FNO",\n}]')
     with pytest.raises(ConfigError, match=r"line 3"):
         load_summary(f)
-
-
-def test_record_replaces_its_row_and_stamps_it(tmp_path):
-    f = tmp_path / "summary.json"
-    base = {k: "old" for k in COLUMNS}
-    f.write_text(json.dumps([base, dict(base, comparison="other")]))
-    record(f, dict(base, ratio="**3.0×** faster", ours="1 %"))
-    record(f, dict(base, family="new", comparison="c"))
-    rows = load_summary(f)
-    assert len(rows) == 3
-    assert rows[0]["ratio"] == "**3.0×** faster" and rows[0]["ours"] == "1 %"
-    assert rows[1]["ratio"] == "old"                      # the other row is untouched
-    assert re.match(r"\d{4}-\d\d-\d\d, .+ cores, load [\d.]+, [\d.]+, [\d.]+$", rows[0]["date"])
-    assert rows[2]["family"] == "new"

@@ -53,7 +53,7 @@ def _named_paths(path: pathlib.Path) -> list[str]:
     names = []
     for m in REPO_PATH.finditer(text):
         name = m.group(1).rstrip(".")
-        if name.startswith(OUTPUTS) or name in written or PLACEHOLDER.search(name):
+        if (name + "/").startswith(OUTPUTS) or name in written or PLACEHOLDER.search(name):
             continue
         names.append(name)
     return names
@@ -64,6 +64,7 @@ def test_the_checks_catch_what_they_should(tmp_path):
     page.write_text(
         "[a](missing.md) [b](https://x.org) [c](#anchor) ![d](img/x.png)\n"
         "see configs/nope.yaml and data/cache/out.h5 and benchmarks/NAME.py\n"
+        "cached under data/cache like the others\n"
         "sciops generate --out data/new.h5; read data/new.h5\n"
         "```\n[e](in_code.md)\n```\n"
     )

@@ -1,24 +1,19 @@
 """The benchmark summary: one row per comparison of a family against its peer or baseline.
 
 The rows live in `benchmarks/summary.json` (a list of objects with the keys of `COLUMNS`, each
-cell Markdown text), the
-one source for `sciops bench --summary` and for the table at the top of docs/benchmarks.md
-(`markdown_table` renders it; a test keeps the page and the file equal). A benchmark run with
-`--record` replaces its own row (matched on `family` and `comparison`) with the figures it
-measured, the date, the machine and its load.
+cell Markdown text), the one source for `sciops bench --summary` and for the table at the top
+of docs/benchmarks.md (`markdown_table` renders it; a test keeps the page and the file equal). Each row states the
+date, the machine and its load of the run that gave its figures, and the command to rerun it.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import pathlib
-import platform
 
 from .._errors import ConfigError
 
-__all__ = ["COLUMNS", "load_summary", "format_table", "markdown_table", "record", "machine"]
+__all__ = ["COLUMNS", "load_summary", "format_table", "markdown_table"]
 
 # key -> column title
 COLUMNS = {
@@ -82,34 +77,3 @@ def markdown_table(rows: list[dict]) -> str:
         cells = [str(row[k]).replace("|", "\\|") for k in COLUMNS]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
-
-
-def machine() -> str:
-    """A short description of this machine: CPU model, cores, accelerator if any."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
-
-
-def record(path: str | os.PathLike, row: dict) -> None:
-    """Replace (or append) the row with the same `family` and `comparison` in `path`, stamping
-    today's date, this machine and its load average."""
-    path = pathlib.Path(path)
-    rows = load_summary(path) if path.exists() else []
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    row = dict(row)
-    row["date"] = f"{datetime.date.today().isoformat()}, {machine()}, load {load}"
-    row = {k: row.get(k, "") for k in COLUMNS}
-    for i, old in enumerate(rows):
-        if (old["family"], old["comparison"]) == (row["family"], row["comparison"]):
-            rows[i] = row
-            break
-    else:
-        rows.append(row)
-    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
