@@ -43,7 +43,7 @@ def _time(fn, *args, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _products(kind: str, L: int, cache_dir, key):
+def _products(kind: str, L: int, cache_dir, key, only=None):
 
     from sciops.nn import (
         ChannelwiseTensorProduct,
@@ -58,7 +58,7 @@ def _products(kind: str, L: int, cache_dir, key):
         forms = {f"CP R=7L²={paper_rank(L)}": ("cp", paper_rank(L)), "e3nn-jax full": ("e3nn", None),
                  "SH-matrix": ("sh_matrix", None), "S2-grid Gaunt": ("s2grid", None)}
         return ir, {name: make_tensor_product(form, ir, ir, ir, rank=rank, cache_dir=cache_dir)
-                    for name, (form, rank) in forms.items()}
+                    for name, (form, rank) in forms.items() if only is None or form in only}
     ir = o3_irreps(L)
     d = 2 * (L + 1) ** 2
     forms = {f"CP R=7L²={paper_rank(L)}": ("cp", paper_rank(L)),
@@ -66,7 +66,7 @@ def _products(kind: str, L: int, cache_dir, key):
              "e3nn-jax full": ("e3nn", None), "dense matrix": ("exact", None)}
     return ir, {name: ChannelwiseTensorProduct(
         make_tensor_product(form, ir, ir, ir, rank=rank, cache_dir=cache_dir), 1, key=key)
-        for name, (form, rank) in forms.items()}
+        for name, (form, rank) in forms.items() if only is None or form in only}
 
 
 def main(argv=None) -> list[dict]:
@@ -79,6 +79,10 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--channels", type=int, nargs="+", default=[32, 128])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--forms", nargs="+", default=None,
+                   choices=["cp", "e3nn", "sh_matrix", "s2grid", "exact"],
+                   help="only these forms (default all; 'exact' is the dense matrix form of the "
+                   "channel-wise kind)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
@@ -98,7 +102,7 @@ def main(argv=None) -> list[dict]:
     for kind in args.kind:
         for L in range(args.lmin, args.lmax + 1):
             key = jax.random.key(L)
-            ir, products = _products(kind, L, args.cache_dir, key)
+            ir, products = _products(kind, L, args.cache_dir, key, args.forms)
             d = e3nn.Irreps(ir).dim
             for name, prod in products.items():
                 tp = prod.tp if isinstance(prod, ChannelwiseTensorProduct) else prod

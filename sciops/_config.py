@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import pathlib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -48,6 +50,21 @@ def _describe(tp) -> str:
     if dataclasses.is_dataclass(tp):
         return "mapping"
     return getattr(tp, "__name__", str(tp))
+
+
+# YAML 1.2 core-schema floats that PyYAML (YAML 1.1) leaves as strings, such as ``1e-3``
+# (1.1 wants ``1.0e-3``): https://yaml.org/spec/1.2.2/#1032-tag-resolution
+_YAML12_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"
+                           r"|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$")
+
+
+def _yaml12_float(text: str) -> float:
+    low = text.lower()
+    if low.endswith(".inf"):
+        return -math.inf if low.startswith("-") else math.inf
+    if low == ".nan":
+        return math.nan
+    return float(text)
 
 
 def _convert(tp, value, path: str):
@@ -112,6 +129,8 @@ def _convert(tp, value, path: str):
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML12_FLOAT.match(value.strip()):
+            return _yaml12_float(value.strip())
         raise bad
     if tp is str:
         if isinstance(value, str):

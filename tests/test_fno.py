@@ -237,7 +237,7 @@ def test_channelless_uint8_input_is_read_as_one_channel(getkey):
     b, _ = FAMILY.loss(config, model, {"x": x[:, None].astype(np.float32), "y": y[:, None]})
     np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
     # the normaliser saw the 0/1 field: mean = fraction of ones
-    np.testing.assert_allclose(float(model.in_norm.mean[0]), x.mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(model.in_norm.mean.ravel()[0]), x.mean(), rtol=1e-6)
 
 
 def test_bad_data_shapes_are_data_errors(getkey):

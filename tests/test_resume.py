@@ -39,7 +39,11 @@ def test_latest_checkpoint_is_the_highest_complete_step(tmp_path):
     # an older one still loads its own values
     state, header = load_checkpoint(ckpts / "step_00000010", _state(0))
     assert header["step"] == 10 and float(state["w"][0]) == 10.0
-    assert not (ckpts / ".tmp-step_00000040").exists()  # the interrupted write is cleaned up
+    # readers never delete (issue #21: the folder may be a running fit's write in progress);
+    # the next writer cleans the leftover up
+    assert (ckpts / ".tmp-step_00000040").exists()
+    save_checkpoint(ckpts, 60, _state(60), {}, keep=5)
+    assert not (ckpts / ".tmp-step_00000040").exists()
     assert latest_checkpoint(tmp_path / "nothing-here") is None
 
 

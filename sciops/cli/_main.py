@@ -28,18 +28,17 @@ def _init_distributed(args) -> None:
     if args.distributed is None:
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
         return
-    from ..train._distributed import initialize
+    from ..train import initialize
 
     ids = None if args.local_device_ids is None else [int(i) for i in
                                                       args.local_device_ids.split(",")]
     initialize(args.distributed, coordinator=args.coordinator, num_processes=args.num_processes,
                process_id=args.process_id, local_device_ids=ids, cpu_devices=args.cpu_devices,
-               timeout_s=args.timeout)
+               timeout_s=args.timeout, coordinator_bind=args.coordinator_bind)
 
 
 def _cmd_fit(args) -> int:
-    from ..train import fit, load_config
-    from ..train._distributed import is_primary
+    from ..train import fit, is_primary, load_config
 
     _init_distributed(args)
     config = load_config(args.config, args.overrides)
@@ -168,6 +167,8 @@ def _cmd_generate(args) -> int:
         return 0
     config = _parse_problem_options(prob, args.options)
     out = pathlib.Path(args.out or f"data/{prob.name}.h5")
+    if out.is_dir():  # before the solve, not after it
+        raise ConfigError(f"generate --out: {out} is a folder; name the .h5 file to write")
     prob.generate(config, out, progress=not args.no_progress)
     print(f"wrote {out}")
     return 0
@@ -311,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
                    "e.g. train.steps=20 (the keys and their units are documented in the config "
                    "dataclasses: docs/api/)")
-    f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>; an existing "
-                   "one is kept and a new runs/<name>-N is made)")
+    f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>; one that "
+                   "already holds a run is an error unless --resume)")
     f.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last checkpoint")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -327,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of processes, an integer >= 1 (explicit)")
     d.add_argument("--process-id", type=int, metavar="I",
                    help="this process's index, an integer 0..N-1 (explicit)")
+    d.add_argument("--coordinator-bind", metavar="HOST:PORT",
+                   help="where process 0's coordinator listens (default for explicit: the "
+                   "--coordinator address itself, e.g. loopback only for 127.0.0.1; "
+                   "0.0.0.0:PORT for every interface)")
     d.add_argument("--local-device-ids", metavar="IDS",
                    help="comma-separated integer GPU ids this process drives, e.g. 0,1")
     d.add_argument("--cpu-devices", type=int, metavar="N",

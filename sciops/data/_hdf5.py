@@ -149,7 +149,7 @@ def open_hdf5_writer(path: str | os.PathLike, attrs: Mapping[str, Any] | None = 
     """
     import h5py
 
-    import sciops
+    from .._version import __version__
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def open_hdf5_writer(path: str | os.PathLike, attrs: Mapping[str, Any] | None = 
             f.attrs["sciops_schema"] = SCHEMA_VERSION
             f.attrs["kind"] = "arrays"
             f.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat()
-            f.attrs["sciops_version"] = sciops.__version__
+            f.attrs["sciops_version"] = __version__
             for k, v in (attrs or {}).items():
                 try:
                     f.attrs[k] = _attr_value(v)
@@ -211,6 +211,24 @@ def write_hdf5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     return pathlib.Path(path)
 
 
+def _refuse_outside_storage(f, path: pathlib.Path) -> None:
+    """A DataError for root entries whose data live outside the file: external links, external
+    raw storage, virtual datasets. h5py follows them silently, so a data file could read (or
+    probe) any file the user can read."""
+    import h5py
+
+    for k in f.keys():
+        link = f.get(k, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise DataError(f"{path}: field {k!r} is an external link to {link.filename}:"
+                            f"{link.path}; external links are refused (copy the data in)")
+        obj = f.get(k)
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            kind = "external raw storage" if obj.external else "a virtual dataset"
+            raise DataError(f"{path}: field {k!r} uses {kind} (data outside the file); "
+                            "refused (copy the data in)")
+
+
 def read_hdf5(path: str | os.PathLike, *, lazy: bool | Literal["auto"] = True,
               keys: list[str] | None = None,
               memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Dataset:
@@ -242,9 +260,12 @@ def read_hdf5(path: str | os.PathLike, *, lazy: bool | Literal["auto"] = True,
         raise DataError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {e}") from None
     try:
         try:
+            _refuse_outside_storage(f, path)
             names = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
             attrs = _plain_attrs(f.attrs)
             field_attrs = {k: _plain_attrs(f[k].attrs) for k in names}
+        except DataError:
+            raise
         except _READ_ERRORS as e:
             raise DataError(f"{path}: corrupt HDF5 metadata: {e}") from None
         if keys is not None:

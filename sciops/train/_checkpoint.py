@@ -5,13 +5,21 @@ an orbax (`StandardCheckpointer`) tree of the training state's array leaves (mod
 optimizer state), saved by every process of a multi-process run for the shards it owns. The
 folder is written under a temporary name in the same directory and renamed into place once
 complete, so a process killed mid-write (even by SIGKILL) leaves either the previous checkpoints
-only or the complete new one; leftovers of an interrupted write are ignored and cleaned up.
+only or the complete new one. Leftovers of an interrupted write are ignored by readers and
+removed only by the next writer (which holds the run lock, `sciops.train.RunLock`): a reader
+never deletes anything, because the ``.tmp-`` folder it sees may be a running fit's write in
+progress. Old checkpoints are pruned by renaming them to a ``.tmp-`` name first, so a reader
+sees a checkpoint whole or not at all.
+
+The header records the SHA-256 of every file of ``state/``; `load_checkpoint` verifies them,
+so a truncated or bit-flipped checkpoint is a one-line `DataError`, never silently loaded.
 Restoring takes the target shardings, so a run can resume on another mesh or device count.
 Never pickle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -25,7 +33,8 @@ import numpy as np
 
 from .._errors import DataError
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "list_checkpoints"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "list_checkpoints",
+           "verify_checkpoint"]
 
 _NAME = re.compile(r"^step_(\d{8})$")
 
@@ -34,9 +43,9 @@ def _versions() -> dict[str, str]:
     import jax
     import optax
 
-    import sciops
+    from .._version import __version__
 
-    return {"sciops": sciops.__version__, "jax": jax.__version__, "equinox": eqx.__version__,
+    return {"sciops": __version__, "jax": jax.__version__, "equinox": eqx.__version__,
             "optax": optax.__version__}
 
 
@@ -51,6 +60,19 @@ def _fsync_dir(path: pathlib.Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _checksums(state_dir: pathlib.Path) -> dict[str, str]:
+    """SHA-256 of every file under `state_dir`, by path relative to it."""
+    out = {}
+    for p in sorted(state_dir.rglob("*")):
+        if p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            out[p.relative_to(state_dir).as_posix()] = h.hexdigest()
+    return out
 
 
 def _array_leaves(state: Any) -> dict[str, Any]:
@@ -82,7 +104,7 @@ def save_checkpoint(directory: str | os.PathLike, step: int, state: Any,
     primary = jax.process_index() == 0
     if primary:
         directory.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clean_leftovers(directory)
         tmp.mkdir()
     _barrier(f"ckpt-start-{step}")
     try:
@@ -92,12 +114,12 @@ def save_checkpoint(directory: str | os.PathLike, step: int, state: Any,
         _barrier(f"ckpt-saved-{step}")
         if primary:
             with open(tmp / "header.json", "w") as f:
-                json.dump({"step": step, "versions": _versions(), **header}, f, indent=1,
-                          default=str)
+                json.dump({"step": step, "versions": _versions(), **header,
+                           "checksums": _checksums(tmp / "state")}, f, indent=1, default=str)
                 f.flush()
                 os.fsync(f.fileno())
             if final.exists():
-                shutil.rmtree(final)
+                _remove(final)
             os.rename(tmp, final)
             _fsync_dir(directory)
     except BaseException:
@@ -106,9 +128,28 @@ def save_checkpoint(directory: str | os.PathLike, step: int, state: Any,
         raise
     if primary:
         for old in list_checkpoints(directory)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
     _barrier(f"ckpt-done-{step}")
     return final
+
+
+def _remove(path: pathlib.Path) -> None:
+    """Delete a checkpoint folder so that readers see it whole or not at all: rename, then
+    remove."""
+    doomed = path.with_name(f".tmp-del-{path.name}")
+    try:
+        os.rename(path, doomed)
+    except OSError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _clean_leftovers(directory: pathlib.Path) -> None:
+    """Remove the ``.tmp-`` folders of interrupted writes (the writer only, under the run
+    lock)."""
+    for p in directory.iterdir():
+        if p.name.startswith(".tmp-"):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _barrier(name: str) -> None:
@@ -119,25 +160,61 @@ def _barrier(name: str) -> None:
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[pathlib.Path]:
-    """Complete checkpoints in `directory`, oldest first; interrupted writes are removed."""
+    """Complete checkpoints in `directory`, oldest first.
+
+    Folders of writes in progress (``.tmp-*``) are skipped and never touched: they may belong
+    to a fit running in another process.
+    """
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return []
     found = []
     for p in directory.iterdir():
-        if p.name.startswith(".tmp-"):
-            if jax.process_index() == 0:
-                shutil.rmtree(p, ignore_errors=True)
-            continue
         if _NAME.match(p.name) and (p / "header.json").is_file() and (p / "state").is_dir():
             found.append(p)
     return sorted(found)
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> pathlib.Path | None:
-    """The newest checkpoint folder under `directory`, or `None` when it holds none."""
+    """The newest complete checkpoint in `directory`, or None (nothing is verified or deleted)."""
     ckpts = list_checkpoints(directory)
     return ckpts[-1] if ckpts else None
+
+
+def _read_header(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        header = json.loads((path / "header.json").read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: checkpoint is gone or incomplete (no header.json)") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: corrupt checkpoint header ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("step"), int):
+        raise DataError(f"{path}: corrupt checkpoint header (no integer 'step')")
+    return header
+
+
+def verify_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Check a checkpoint's files against the SHA-256 sums in its header; return the header.
+
+    **Raises:** `DataError` naming the checkpoint and the first file that is missing,
+    truncated, altered or unexpected.
+    """
+    path = pathlib.Path(path)
+    header = _read_header(path)
+    want = header.get("checksums")
+    if want is None:  # written before checksums existed: nothing to compare against
+        return header
+    have = _checksums(path / "state")
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            raise DataError(f"{path}: corrupt checkpoint (file state/{name} is missing)")
+        if name not in want:
+            raise DataError(f"{path}: corrupt checkpoint (unexpected file state/{name})")
+        if have[name] != want[name]:
+            raise DataError(f"{path}: corrupt checkpoint (state/{name} does not match its "
+                            "SHA-256 in header.json: truncated or altered)")
+    return header
 
 
 def load_checkpoint(path: str | os.PathLike, like: Any, sharding=None
@@ -163,11 +240,11 @@ def load_checkpoint(path: str | os.PathLike, like: Any, sharding=None
                                                     if not hasattr(x, "dtype") else x.dtype,
                                                     sharding=sharding)
               for i, x in enumerate(flat)}
+    header = verify_checkpoint(path)
     try:
-        header = json.loads((path / "header.json").read_text())
         with ocp.StandardCheckpointer() as ckptr:
             restored = ckptr.restore(path / "state", target)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+    except Exception as e:  # orbax/tensorstore raise many types; the user needs one line
         raise DataError(f"{path}: cannot read checkpoint ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}); was the architecture "
                         "changed since it was written?") from None

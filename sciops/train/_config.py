@@ -91,6 +91,8 @@ class TrainConfig:
       during training; both still happen at the end).
     - `mesh`: named device-mesh axes → sizes, ``-1`` meaning "the remaining devices".
     - `keep_checkpoints`: how many recent checkpoints to keep.
+    - `divergence_factor`: stop (like a NaN loss) when a step's loss exceeds this many times
+      the lowest loss so far (when that is positive); ``null`` disables the check.
     - `trackers`: where the metrics also go (`sciops.track`): `tensorboard` (event files in the
       run folder), `csv` (`metrics.csv`), `wandb` (Weights & Biases, the `track` extra).
     """
@@ -105,9 +107,13 @@ class TrainConfig:
     keep_checkpoints: int = 2
     mesh: dict[str, int] = dataclasses.field(default_factory=lambda: {"data": -1})
     progress: bool = True
+    divergence_factor: float | None = 1e6
     trackers: tuple[Literal["tensorboard", "csv", "wandb"], ...] = ("tensorboard", "csv")
 
     def __post_init__(self):
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ConfigError(f"train.divergence_factor: expected a float > 1 or null, got "
+                              f"{self.divergence_factor}")
         for k in ("steps", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints"):
             if getattr(self, k) <= 0:
                 raise ConfigError(f"train.{k}: expected a positive int, got {getattr(self, k)}")
@@ -165,6 +171,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     name = raw["name"]
     if not isinstance(name, str) or not name:
         raise ConfigError(f"name: expected a non-empty string, got {name!r}")
+    from ._run_folder import check_run_name
+
+    check_run_name(name)  # runs/<name>/ must stay inside runs/
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed: expected int, got {seed!r}")

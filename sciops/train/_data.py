@@ -6,13 +6,15 @@ import dataclasses
 import json
 import pathlib
 
+import numpy as np
+
 from .._config import from_dict, to_dict
 from .._errors import DataError
 from ..data import Dataset, detect_format, read_dataset, read_hdf5, split
 from ..pde import problem as get_problem
 from ._config import DataConfig
 
-__all__ = ["DataBundle", "prepare_data", "ensure_generated"]
+__all__ = ["DataBundle", "prepare_data", "ensure_generated", "check_finite", "read_data"]
 
 
 @dataclasses.dataclass
@@ -22,6 +24,12 @@ class DataBundle:
     train: Dataset
     val: Dataset | None
     tests: dict[str, Dataset]
+
+
+def read_data(config: DataConfig, path) -> Dataset:
+    """`path` read with the reader options of a `data:` section (`format`, `keys`, `layout`,
+    `subsample`, `units`: `sciops.data.read_dataset`), as `fit` reads its files."""
+    return _read(config, path)
 
 
 def _read(config: DataConfig, path) -> Dataset:
@@ -70,13 +78,48 @@ def ensure_generated(config: DataConfig, *, progress: bool = True) -> pathlib.Pa
     return path
 
 
+def check_finite(dataset: Dataset, source: str, split_name: str, batch_size: int = 256) -> None:
+    """Raise a `DataError` at the first NaN/Inf of a floating-point field of `dataset`.
+
+    Reads the data set batch by batch (lazily stored fields stay on disk).
+
+    **Arguments:**
+
+    - `dataset`: the split to check.
+    - `source`: the file it came from (named in the error).
+    - `split_name`: the split (``train``, ``val``, ``test`` or a test set's name).
+
+    **Raises:** `DataError` naming the file, split, field and sample (index in the split and
+    in the file).
+    """
+    keys = [k for k in dataset.keys() if np.issubdtype(dataset.dtype(k), np.inexact)]
+    if not keys or len(dataset) == 0:
+        return
+    for start in range(0, len(dataset), batch_size):
+        stop = min(start + batch_size, len(dataset))
+        batch = dataset.take(slice(start, stop))
+        for k in keys:
+            v = np.asarray(batch[k])
+            bad = ~np.isfinite(v.reshape(len(v), -1)).all(axis=1)
+            if bad.any():
+                i = start + int(np.argmax(bad))
+                what = "NaN" if np.isnan(np.asarray(batch[k][i - start])).any() else "Inf"
+                raise DataError(f"{source}: split {split_name!r}, sample {i} (sample "
+                                f"{int(dataset.indices[i])} of the file): field {k!r} holds {what}")
+
+
 def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
-    """Read (generating if configured) and split the data set of a run."""
+    """Read (generating if configured), split and check the data set of a run.
+
+    Every floating-point field of every split is checked for NaN/Inf (`check_finite`).
+    """
     path = ensure_generated(config, progress=progress)
     try:
         parts = split(_read(config, path), config.n_train, config.n_val, config.n_test)
     except DataError as e:
         raise DataError(f"data: {e}") from None
+    for name in ("train", "val", "test"):
+        check_finite(parts[name], str(path), name)
     train = parts["train"].in_memory() if config.in_memory else parts["train"]
     val = parts["val"] if config.n_val else None
     tests = {"test": parts["test"]} if config.n_test else {}
@@ -87,4 +130,5 @@ def prepare_data(config: DataConfig, *, progress: bool = True) -> DataBundle:
             tests[name] = _read(config, test_path)
         except DataError as e:
             raise DataError(f"data.test.{name}: {e}") from None
+        check_finite(tests[name], str(test_path), name)
     return DataBundle(train=train, val=val, tests=tests)

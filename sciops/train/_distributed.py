@@ -44,7 +44,8 @@ def detect_launcher(environ: dict[str, str] | None = None) -> str | None:
 def initialize(method: Method = "auto", *, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None,
                local_device_ids: Sequence[int] | None = None, cpu_devices: int | None = None,
-               timeout_s: int = 120, heartbeat_s: int = 60) -> bool:
+               timeout_s: int = 120, heartbeat_s: int = 60,
+               coordinator_bind: str | None = None) -> bool:
     """Join a multi-process JAX run; must come before any other JAX call touches a device.
 
     **Arguments:**
@@ -57,6 +58,10 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
     - `cpu_devices`: on CPU, the number of (virtual) devices this process exposes.
     - `timeout_s`: how long to wait for the other processes / the coordinator before failing.
     - `heartbeat_s`: after how long without a heartbeat a dead process fails the others.
+    - `coordinator_bind`: ``host:port`` the coordinator (process 0) listens on. Default for
+      ``"explicit"``: the `coordinator` address itself (so ``127.0.0.1:PORT`` listens on
+      loopback only, never on every interface); for SLURM and MPI JAX's default (every
+      interface, as multi-node runs need) unless given.
 
     **Returns:** True if a multi-process run was initialised.
 
@@ -77,6 +82,9 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
             raise ConfigError(f"--process-id: expected 0 <= id < {num_processes}, got {process_id}")
         kwargs.update(coordinator_address=coordinator, num_processes=num_processes,
                       process_id=process_id)
+        coordinator_bind = coordinator_bind or coordinator
+        if process_id == 0:
+            _check_port_free(coordinator, coordinator_bind)
         if process_id != 0:
             _wait_for_coordinator(coordinator, timeout_s)
     elif method == "mpi":
@@ -89,6 +97,8 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
     elif method != "slurm":
         raise ConfigError(f"distributed: unknown method {method!r}; expected auto, slurm, mpi "
                           "or explicit")
+    if coordinator_bind is not None:
+        kwargs["coordinator_bind_address"] = coordinator_bind
     if local_device_ids is not None:
         kwargs["local_device_ids"] = list(local_device_ids)
     if cpu_devices is not None:
@@ -103,6 +113,33 @@ def initialize(method: Method = "auto", *, coordinator: str | None = None,
                             f"{timeout_s} s ({type(e).__name__}: {str(e).splitlines()[0]})"
                             ) from None
     return True
+
+
+def _check_port_free(coordinator: str, bind: str) -> None:
+    """A TrainingError when something already listens at `bind`.
+
+    With an explicit bind address JAX's runtime crashes (SIGSEGV) instead of raising when the
+    port is taken, so process 0 probes it first (SO_REUSEADDR, as gRPC binds: a port in
+    TIME_WAIT is free, one with a listener is not).
+    """
+    import socket
+
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--coordinator-bind: expected host:port, got {bind!r}")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ConfigError(f"--coordinator-bind: cannot resolve {host!r} ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise TrainingError(f"distributed: could not join the run at {coordinator}: Failed "
+                                f"to start RPC server ({bind} is taken: {e.strerror or e})"
+                                ) from None
 
 
 def _wait_for_coordinator(address: str, timeout_s: float) -> None:

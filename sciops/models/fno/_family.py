@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..._errors import ConfigError, DataError
 from ..._types import Batch
+from ...data import Normalizer, fit_normalizer
 from . import _tfno
 from ._fno import FNO
 from ._mg import MGOperator
@@ -104,40 +105,6 @@ class FNOConfig:
         _tfno.check_config(self)
 
 
-class Normalizer(eqx.Module):
-    """Per-channel $(v - \\mu_c)/\\sigma_c$ with statistics fitted on the training split.
-
-    A local stand-in until `sciops.data` offers a shared normaliser; its arrays are frozen
-    with `jax.lax.stop_gradient` at use, so the optimizer never moves them.
-    """
-
-    mean: Float[Array, "channels"]
-    std: Float[Array, "channels"]
-
-    @staticmethod
-    def fit(values: np.ndarray) -> Normalizer:
-        """Fit on `(samples, channels, *spatial)` values (float64 accumulation)."""
-        axes = (0, *range(2, values.ndim))
-        mean = values.mean(axis=axes, dtype=np.float64)
-        std = values.std(axis=axes, dtype=np.float64)
-        # a constant channel (or a one-sample fit) would divide by zero
-        std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-        return Normalizer(jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
-
-    def _stats(self, ndim: int):
-        shape = (-1,) + (1,) * (ndim - 1)
-        return (jax.lax.stop_gradient(self.mean).reshape(shape),
-                jax.lax.stop_gradient(self.std).reshape(shape))
-
-    def encode(self, v: Float[Array, "channels *spatial"]) -> Float[Array, "channels *spatial"]:
-        mean, std = self._stats(v.ndim)
-        return (v - mean) / std
-
-    def decode(self, v: Float[Array, "channels *spatial"]) -> Float[Array, "channels *spatial"]:
-        mean, std = self._stats(v.ndim)
-        return v * std + mean
-
-
 class FieldOperator(eqx.Module):
     """A network wrapped with input and output normalisers: physical field in, physical out."""
 
@@ -183,11 +150,13 @@ def _sample_shape(train, key: str, n_space: int) -> tuple[int, ...]:
                     f"{train.name} has shape {shape}")
 
 
-def _fit_normalizer(train, key: str, n_space: int, chunk: int = 256) -> Normalizer:
-    values = np.concatenate([np.asarray(as_fields(train.take(np.arange(i, min(i + chunk, len(train)))
-                                                             )[key], n_space, key))
-                             for i in range(0, len(train), chunk)])
-    return Normalizer.fit(values)
+def _fit_normalizer(train, key: str, n_space: int) -> Normalizer:
+    """The shared, frozen `sciops.data.Normalizer` of field `key`, per channel, with statistics
+    of shape `(channels, 1, ..., 1)` (one channel for a field stored without a channel axis)."""
+    has_channels = len(train.shape(key)) == n_space + 1
+    norm = fit_normalizer(train, key, channel_axis=0 if has_channels else None)
+    shape = (-1,) + (1,) * n_space
+    return Normalizer(norm.mean.reshape(shape), norm.std.reshape(shape))
 
 
 def build(config: FNOConfig, train, *, key: PRNGKeyArray) -> FieldOperator:
