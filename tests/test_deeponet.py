@@ -170,13 +170,15 @@ def _train(config, data, steps, key, lr=3e-3, spec=None):
 
 def test_training_learns_masked_poisson(darcy, getkey):
     # Poisson on masked domains is linear in f: a small DeepONet gets well below the initial
-    # error in 300 steps (measured 0.27 on held-out samples; the untrained model is ~1).
+    # error in 300 steps (measured 0.39 on held-out samples of the boundary-fitted data that
+    # sciops.pde.darcy_masked writes since its walls are placed where the boundary cuts the
+    # grid lines; 0.27 on the earlier staircase data; the untrained model is ~1).
     config = _darcy_config(branch_depth=1, latent=32)
     train, test = darcy.subset(np.arange(100)), darcy.subset(np.arange(100, 120))
     model0, model = _train(config, train, 300, getkey())
     before = np.mean(metrics(config, model0, test.load())["l2"])
     after = np.mean(metrics(config, model, test.load())["l2"])
-    assert before > 0.9 and after < 0.35, (before, after)
+    assert before > 0.9 and after < 0.45, (before, after)
 
 
 def test_transfer_partition_freezes_the_rest(darcy, getkey):
