@@ -467,9 +467,9 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
     workers = _workers(c.workers, len(tasks))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(tasks), desc=f"cylinder_flow ({workers} processes)",
-                   unit="trajectory")
+        from .._progress import progress as _progress
+        bar = _progress(total=len(tasks), desc=f"cylinder_flow ({workers} processes)",
+                        unit="trajectory")
     start = time.perf_counter()
     results = []
     if workers == 1:
@@ -590,8 +590,8 @@ def generate_transport(config: TransportConfig, path: str | os.PathLike, *,
     trajectories, params = [], []
     iterator = range(c.n_trajectories)
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="transport", unit="trajectory")
+        from .._progress import progress as _progress
+        iterator = _progress(iterator, desc="transport", unit="trajectory")
     for i in iterator:
         pts, tri = square_mesh(c.h, seed=c.seed * 1000 + i)
         radius, angle = rng.uniform(0.1, 0.25), rng.uniform(0, 2 * np.pi)
