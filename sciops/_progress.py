@@ -122,10 +122,11 @@ class Progress:
             # tqdm's own ETA ({remaining}) counts compilation: ours goes in the postfix
             self.bar = tqdm(total=total, initial=initial, unit=unit, desc=desc,
                             dynamic_ncols=True, mininterval=0.5, file=self.file, leave=leave,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-            self.bar.set_postfix_str(self._postfix(), refresh=True)
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+                            postfix=self._postfix())
         elif note is not None:  # e.g. before a first step that may take minutes to compile
-            print(f"{desc}: {initial}/{total} {unit}s; {note}", file=self.file, flush=True)
+            print(f"{desc}: {initial}/{total} {_plural(unit)}; {note}", file=self.file,
+                  flush=True)
 
     def _tenth(self, n: int) -> int:
         return 10 * n // self.total if self.total > 0 else 10
@@ -153,7 +154,7 @@ class Progress:
         """The current state as one line (what line mode prints)."""
         done, total = self.eta.done, self.total
         pct = f" ({100 * done / total:.0f} %)" if total else ""
-        parts = [f"{done}/{total} {self.unit}s{pct}",
+        parts = [f"{done}/{total} {_plural(self.unit)}{pct}",
                  f"{format_duration(self.eta.t_last - self.eta.started)} elapsed"]
         if done < total:
             parts.append(self.eta.eta_text())
@@ -172,6 +173,10 @@ class Progress:
             self.bar = None
         elif self.eta.done != self._printed_at:
             self._line()
+
+
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 def _isatty(file) -> bool:
