@@ -244,7 +244,8 @@ def _start_run_folder(run_dir: pathlib.Path, config: Config, train: Dataset) -> 
     n = min(len(train), 4)
     tmp = run_dir / f".{SAMPLE_FILE}.tmp-{os.getpid()}"
     write_hdf5(tmp, train.take(np.arange(n)), {"note": "first training samples, used to "
-                                               "rebuild the model's shapes"})
+                                               "rebuild the model's shapes"},
+               field_attrs=train.field_attrs)  # units: for the CLI's metrics
     os.replace(tmp, run_dir / SAMPLE_FILE)
     record_run_info(run_dir)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(config),

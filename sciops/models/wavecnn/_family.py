@@ -226,6 +226,7 @@ def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                         out_dir=out_dir, progress=progress)
 
 
-FAMILIES = {"wavecnn": register_family(Family("wavecnn", WaveCNNConfig, build, loss, metrics,
-                                              plot, rollout=rollout_run))}
+FAMILIES = {"wavecnn": register_family(Family(
+    "wavecnn", WaveCNNConfig, build, loss, metrics, plot, rollout=rollout_run,
+    units={"l2": "1", "rollout_l2": "1", "rollout_l2_last": "1"}))}
 """The `wavecnn` family record, by name, as `sciops.models.family` finds it."""
