@@ -48,6 +48,7 @@ from ._precision import active_memory_policy as active_memory_policy
 from ._precision import at_least_float32 as at_least_float32
 from ._precision import cast_floating as cast_floating
 from ._precision import remat_block as remat_block
+from ._precision import saved_activation_bytes as saved_activation_bytes
 from ._precision import to_compute as to_compute
 from ._precision import use_memory_policy as use_memory_policy
 from ._radial import BesselBasis as BesselBasis

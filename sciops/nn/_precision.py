@@ -25,15 +25,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import io
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
+import jax.ad_checkpoint
 import jax.numpy as jnp
 
 __all__ = ["MemoryPolicy", "REMAT_POLICIES", "active_memory_policy", "at_least_float32",
-           "cast_floating", "remat_block", "to_compute", "use_memory_policy"]
+           "cast_floating", "remat_block", "saved_activation_bytes", "to_compute",
+           "use_memory_policy"]
 
 # The `jax.checkpoint_policies` that need no arguments: what `train.remat_policy` may name.
 REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable",
@@ -172,3 +176,30 @@ def _recompute_after_cotangent(call: Callable, policy: Callable[..., bool]) -> C
 
     run.defvjp(fwd, bwd)
     return run
+
+
+_RESIDUAL = re.compile(r"^([a-z]+)(\d*)\[([\d,]*)\] (.*)$")
+
+
+def saved_activation_bytes(fn: Callable, *args: Any) -> int:
+    """The bytes that the forward pass of `fn` saves for its backward pass (the residuals of
+    ``jax.vjp(fn, *args)``), not counting the arguments themselves: the activation memory
+    that bfloat16 compute and rematerialisation act on, independent of the backend.
+
+    Read from `jax.ad_checkpoint.print_saved_residuals` (one line per residual), the public
+    form of JAX's residual listing. `fn` must return a scalar.
+    """
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        jax.ad_checkpoint.print_saved_residuals(fn, *args)
+    total = 0
+    for line in out.getvalue().splitlines():
+        m = _RESIDUAL.match(line.strip())
+        if m is None or m.group(4).startswith("from the argument"):
+            continue
+        kind, bits, shape = m.group(1), m.group(2), m.group(3)
+        size = int(bits) // 8 if bits else (1 if kind == "bool" else 4)
+        for n in filter(None, shape.split(",")):
+            size *= int(n)
+        total += size
+    return total
