@@ -39,9 +39,10 @@ __all__ = ["MemoryPolicy", "REMAT_POLICIES", "active_memory_policy", "at_least_f
            "cast_floating", "remat_block", "saved_activation_bytes", "to_compute",
            "use_memory_policy"]
 
-# The `jax.checkpoint_policies` that need no arguments: what `train.remat_policy` may name.
 REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable",
                   "checkpoint_dots", "checkpoint_dots_with_no_batch_dims", "everything_saveable")
+"""The `jax.checkpoint_policies` that take no arguments: what `train.remat_policy` may name
+(``nothing_saveable``, the default, keeps only each block's inputs)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
