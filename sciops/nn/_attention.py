@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .. import _random
+from ._precision import at_least_float32
 
 # Index and mask arrays may come straight from host-side graph building (numpy).
 _A = Array | np.ndarray
@@ -51,6 +52,7 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     """
     if mask is None:
         mask = jnp.ones(logits.shape, bool)
+    dtype, logits = logits.dtype, at_least_float32(logits)  # exp and sums: float32 at least
     neg = jnp.asarray(-jnp.inf, logits.dtype)
     masked = jnp.where(mask, logits, neg)
     seg_max = jax.ops.segment_max(masked, segment_ids, num_segments=num_segments)
@@ -61,7 +63,7 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     ex = jnp.where(mask, jnp.exp(masked - seg_max[segment_ids]), 0.0)
     denom = jax.ops.segment_sum(ex, segment_ids, num_segments=num_segments)
     denom = denom[segment_ids]
-    return ex / jnp.where(denom > 0, denom, 1.0)
+    return (ex / jnp.where(denom > 0, denom, 1.0)).astype(dtype)
 
 
 def edge_attention(q: Float[_A, "nodes heads dim"], k: Float[_A, "nodes heads dim"],

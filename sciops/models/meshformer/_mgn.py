@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ...nn import MLP
+from ...nn import MLP, remat_block, to_compute
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 
@@ -86,14 +86,15 @@ class MeshGraphNet(eqx.Module):
     def __call__(self, x: Float[_A, "nodes features"], edge_features: Float[_A, "edges efeat"],
                  senders: Int[_A, " edges"], receivers: Int[_A, " edges"],
                  mask: Bool[_A, " edges"]) -> Float[Array, "nodes out"]:
-        v = jax.vmap(self.node_encoder)(x)
-        e = jax.vmap(self.edge_encoder)(edge_features)
+        # a training step's compute dtype (sciops.nn.MemoryPolicy)
+        v = jax.vmap(self.node_encoder)(to_compute(x))
+        e = jax.vmap(self.edge_encoder)(to_compute(edge_features))
         params, static = eqx.partition(self.processor, eqx.is_array)
 
         def body(carry, p):
             v, e = carry
             block = eqx.combine(p, static)
-            return block(v, e, senders, receivers, mask), None
+            return remat_block(block)(v, e, senders, receivers, mask), None
 
         (v, _), _ = jax.lax.scan(body, (v, e), params)
         return jax.vmap(self.decoder)(v)

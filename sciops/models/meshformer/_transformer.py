@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ... import _random
-from ...nn import MLP
+from ...nn import MLP, remat_block, to_compute
 from ...nn._attention import EdgeAttention
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
@@ -97,11 +97,11 @@ class MeshTransformer(eqx.Module):
         per distinct layer connectivity (their edge counts differ); global tokens have indices
         ≥ nodes."""
         n = x.shape[0]
-        h = jax.vmap(self.encoder)(x)
+        h = jax.vmap(self.encoder)(to_compute(x))  # a training step's compute dtype
         if self.global_tokens is not None:
             h = jnp.concatenate([h, self.global_tokens.astype(h.dtype)])
         for block, g in zip(self.blocks, self.layer_graph, strict=False):
-            h = block(h, *graphs[g])
+            h = remat_block(block)(h, *graphs[g])  # rematerialised under train.remat
         return jax.vmap(self.decoder)(jax.vmap(self.norm)(h[:n]))
 
     # The field that `sciops.models.meshformer.prepare` adds for this network.
