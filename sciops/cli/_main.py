@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax (other boundary nodes: "
                    "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
-                   help="mesh simulators: no GIF of truth / prediction / error")
+                   help="no GIF of truth / prediction / error (every simulator)")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
