@@ -40,6 +40,9 @@ def _init_distributed(args) -> None:
 def _cmd_fit(args) -> int:
     from ..train import fit, free_run_directory, is_primary, load_config
 
+    if args.keys:  # before any device is touched
+        print(_config_keys(load_config(args.config, args.overrides)))
+        return 0
     _init_distributed(args)
     config = load_config(args.config, args.overrides)
     if args.no_progress:
@@ -63,6 +66,30 @@ def _cmd_fit(args) -> int:
                                       if "/" not in k))
     _print_next_steps(config, result.run_dir)
     return 0
+
+
+def _config_keys(config) -> str:
+    """`sciops fit CONFIG --keys`: every key of the run's config, from the config dataclasses'
+    field docs (the same text as the API reference): allowed values, unit, value, default."""
+    from .._config import from_dict
+    from ..models import family
+    from ..pde import problem
+    from ..train import DataConfig, OptimizerConfig, TrainConfig
+    from ._help import keys_help
+
+    sections = [("data", "data", DataConfig, config.data)]
+    if config.data.generate is not None:
+        gen = dict(config.data.generate)
+        prob = problem(str(gen.pop("problem")))
+        sections.append((f"data.generate (problem: {prob.name})", "data.generate", prob.config,
+                         from_dict(prob.config, gen, "data.generate")))
+    sections += [(f"model (family: {config.family})", "model", family(config.family).config,
+                  config.model),
+                 ("train", "train", TrainConfig, config.train),
+                 ("train.optimizer", "train.optimizer", OptimizerConfig, config.train.optimizer)]
+    return (f"name: {config.name!r}; seed: {config.seed}. Every key below can be set in the "
+            "YAML or on the command line as section.key=value (allowed values; unit; value in "
+            "this config, with the default where it differs).\n\n" + keys_help(sections))
 
 
 def _print_next_steps(config, run_dir: pathlib.Path) -> None:
@@ -348,14 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="train a model from a YAML config")
     f.add_argument("config", help="the experiment's YAML file, e.g. configs/darcy.yaml")
     f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
-                   "e.g. train.steps=20 (the keys and their units are documented in the config "
-                   "dataclasses: docs/api/)")
+                   "e.g. train.steps=20 (sciops fit CONFIG --keys lists every key with its "
+                   "allowed values, unit and default)")
     f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>, or the "
                    "first free runs/<name>-1, -2, ... when that holds a run, announced at the "
                    "start); an --out that holds a run is an error unless --resume")
     f.add_argument("--resume", action="store_true", help="continue the run in --out (default "
                    "runs/<name>) from its last checkpoint")
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.add_argument("--no-progress", action="store_true", help="no progress report (a bar on a "
+                   "terminal, lines in logs)")
+    f.add_argument("--keys", action="store_true", help="list every key of the config (data, "
+                   "data.generate, model, train, train.optimizer) with its allowed values, unit, "
+                   "value and default, then exit without training")
     d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
     d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
                    help="join a multi-process run (jax.distributed): one of auto (SLURM or MPI "
