@@ -127,3 +127,16 @@ def test_fit_keys_lists_every_key_with_value_unit_and_default(capsys, monkeypatc
     # one description for several fields is printed once
     assert out.count("contiguous splits of path") == 1 and "      (as data.n_train)" in out
     assert not pathlib.Path("runs/darcy/.lock").exists() or True  # nothing is trained
+
+
+@pytest.mark.parametrize("name", ["deeponet", "fno", "meshformer", "meshgraphnet", "mlip",
+                                  "wavecnn"])
+def test_every_model_key_has_a_description_and_unit(name):
+    from sciops.models import family
+
+    config = family(name).config
+    docs = field_docs(config)
+    fields = [f.name for f in dataclasses.fields(config)]
+    assert [f for f in fields if f not in docs] == [], f"{name}: fields without a doc item"
+    assert [f for f in fields if docs[f].unit is None] == [], f"{name}: fields without a [unit]"
+    assert all(docs[f].description for f in fields)
