@@ -485,8 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--skin", type=float, default=1.0, metavar="ANGSTROM",
                    help="neighbour-list skin [Å] (default 1.0)")
     m.add_argument("--record-every", type=int, default=10, metavar="N",
-                   help="steps between recorded frames (default 10)")
-    m.add_argument("--seed", type=int, default=0, help="PRNG seed (velocities, noise)")
+                   help="time steps between recorded frames, an integer >= 1 (default 10)")
+    m.add_argument("--seed", type=int, default=0, metavar="INT",
+                   help="PRNG seed of the initial velocities and the Langevin noise, an integer "
+                   "(default 0)")
     m.add_argument("--out", metavar="FILE", help="extxyz trajectory to write (positions [Å], "
                    "velocities, potential_energy [eV], time_fs per frame)")
     m.set_defaults(func=_cmd_md)
@@ -507,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "rMD17, mesh series) as a sciops HDF5 data set with provenance")
     c.add_argument("source", help="the file (or mesh folder) to convert")
     c.add_argument("out", help="the .h5 file to write")
-    c.add_argument("--format", default="auto", help="the source format (default: from its "
-                   "first bytes)")
+    c.add_argument("--format", default="auto", help="the source format: auto (default: from "
+                   "its first bytes), sciops, hdf5, mat5, mat73, npz, npy, pt, ase, rmd17, or mesh "
+                   "(also meshgraphnets, graph-physics; a folder or an XDMF/PVD/VTU source is a "
+                   "mesh series anyway)")
     c.add_argument("--key", action="append", metavar="FIELD=KEY",
                    help="field name → the file's key, e.g. x=coeff or 'x=u[t=0:10]' (repeatable)")
     c.add_argument("--layout", action="append", metavar="FIELD=AXES",
@@ -517,9 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(an int or one per axis: 5 or 2,4)")
     c.add_argument("--units", action="append", metavar="QUANTITY=UNIT",
                    help="atoms: the file's units, e.g. energy=kcal/mol (repeatable)")
-    c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
-    c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
-    c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.add_argument("--meta", metavar="FILE", help="mesh: the meta JSON of a graph-physics H5 "
+                   "file")
+    c.add_argument("--split", default="train", metavar="SPLIT", help="mesh: the MeshGraphNets "
+                   "split to read, a name such as train, valid or test (default train)")
+    c.add_argument("--max-trajectories", type=int, metavar="N", help="mesh: convert only the "
+                   "first N trajectories, an integer >= 1 (default all)")
     c.add_argument("--field", action="append", metavar="NAME=SOURCE",
                    help="mesh: field mapping, repeatable: velocity=U, velocity=U[0,1], "
                    "velocity=vx,vy")
