@@ -71,6 +71,13 @@ def test_eta_of_a_resumed_run_and_of_loops_that_do_not_compile():
     assert eta.remaining == pytest.approx(8 * 1.5)
 
 
+def test_unit_plurals():
+    from sciops._progress import _plural
+
+    assert [_plural(u) for u in ("step", "batch", "trajectory", "day", "sample")] == \
+        ["steps", "batches", "trajectories", "days", "samples"]
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (0, 59.4, 61, 3599, 3600, 7325)] == \
         ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:05"]
@@ -282,6 +289,13 @@ def test_metrics_print_with_units_from_the_family_and_the_data(tmp_path):
     assert _metric("rmse_1step_pressure", 0.5, units) == "rmse_1step_pressure = 0.5 Pa"
     assert _metric("rmse_rollout20", 0.0456, units) == "rmse_rollout20 = 0.0456 m/s"
     assert _metric("something_else", 2.0, units) == "something_else = 2"
+    # an RMSE of a dimensionless field is not a fraction: no percentage
+    write_hdf5(tmp_path / "train_sample.h5", {"concentration": np.zeros((1, 3, 5, 1))},
+               field_attrs={"concentration": {"units": "1"}})
+    units = _run_units(tmp_path, "meshgraphnet", SimpleNamespace(state_fields=("concentration",)))
+    assert _metric("rmse_1step_concentration", 0.009175, units) == \
+        "rmse_1step_concentration = 0.009175 (dimensionless)"
+    assert _metric("rmse_rollout4", 0.02447, units) == "rmse_rollout4 = 0.02447 (dimensionless)"
 
 
 def test_fit_keeps_the_data_units_in_the_run_folder(tiny_run):

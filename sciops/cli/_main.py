@@ -131,15 +131,18 @@ def _run_units(run_dir, family_name: str, model_config=None) -> dict[str, str]:
 
 
 def _metric(name: str, value: float, units: dict) -> str:
-    """``name = value unit``; a dimensionless fraction (unit ``1``) also as a percentage."""
+    """``name = value unit``; a metric the family calls a fraction (unit ``1``: a relative
+    error) also as a percentage; an error in a dimensionless field's units says so."""
     unit = units.get(name)
+    if unit in ("1", "fraction"):
+        return f"{name} = {value:.4g} ({100 * value:.4g} %)"
     if unit is None:
         unit = next((u for k, u in units.items() if k.startswith("__field__")
                      and name.endswith("_" + k[len("__field__"):])), None)
     if unit is None and "rollout" in name and name.startswith(("rmse", "mae")):
         unit = units.get("__state__")
-    if unit in ("1", "fraction"):
-        return f"{name} = {value:.4g} ({100 * value:.4g} %)"
+    if unit == "1":
+        return f"{name} = {value:.4g} (dimensionless)"
     return f"{name} = {value:.4g}" + (f" {unit}" if unit else "")
 
 
