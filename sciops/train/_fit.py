@@ -141,6 +141,11 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
             train=fam.prepare(config.model, bundle.train),
             val=None if bundle.val is None else fam.prepare(config.model, bundle.val),
             tests={k: fam.prepare(config.model, v) for k, v in bundle.tests.items()})
+    if mesh.shape.get("space", 1) > 1 and fam.partition is not None:
+        # one mesh over the devices of `space`: the training split in the partitioned layout
+        # (evaluation runs on the whole meshes, replicated over `space`)
+        bundle = dataclasses.replace(bundle, train=fam.partition(config.model, bundle.train,
+                                                                 mesh.shape["space"]))
     rep = replicated(mesh)
     state = jax.tree.map(lambda x: jax.device_put(x, rep) if eqx.is_array(x) else x, state)
     return _Setup(mesh=mesh, bundle=bundle, state=state, header=header, optimizer=optimizer)
@@ -219,15 +224,25 @@ def _on_mesh(step_fn, mesh):
 def _batches(train: Dataset, config: Config, mesh, step: int):
     """The global batches from `step` on (fixed by seed, epoch), this process's rows, sharded."""
     tc = config.train
-    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()})
-    rows = process_slice(tc.batch_size)
+    space_axes = {k: int(a["space_axis"]) for k, a in train.field_attrs.items()
+                  if "space_axis" in a}
+    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()},
+                               space_axes)
+    # a partitioned mesh: every process reads the whole batch and places the blocks of its
+    # own devices (its devices hold some of the node blocks of every row)
+    rows = slice(None) if space_axes else process_slice(tc.batch_size)
     per_epoch = len(train) // tc.batch_size
     epoch, pos = divmod(step, per_epoch)
     while True:
         order = train.epoch_order(config.seed, epoch)
         for b in range(pos, per_epoch):
             idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rows]
-            yield shard_batch(train.take(idx), sharding)
+            if space_axes:
+                yield {k: jax.make_array_from_callback(v.shape, sharding[k],
+                                                       lambda i, v=v: v[i])
+                       for k, v in train.take(idx).items()}
+            else:
+                yield shard_batch(train.take(idx), sharding)
         epoch, pos = epoch + 1, 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from ..._errors import ConfigError
 from ...nn._graph import Neighbourhood
@@ -22,6 +23,8 @@ def _check_common(c) -> None:
         raise ConfigError(f"model.loss_node_types: node types are 0..8, got {list(c.loss_node_types)}")
     if not c.output_loss_weight >= 0:
         raise ConfigError(f"model.output_loss_weight: must be >= 0, got {c.output_loss_weight}")
+    if c.partition not in ("rcb", "metis"):
+        raise ConfigError(f"model.partition: expected 'rcb' or 'metis', got {c.partition!r}")
     if c.edge_multiple < 1:
         raise ConfigError(f"model.edge_multiple: must be >= 1, got {c.edge_multiple}")
 
@@ -52,6 +55,8 @@ class MeshTransformerConfig:
     - `edge_multiple`: edge lists are padded to a multiple of this (one compile per bucket).
     - `graph_seed`: seed of the random extra edges.
     - `eval_rollout_steps`: length of the rollout scored by `metrics` during training.
+    - `partition`: how a run whose mesh has a ``space`` axis splits each mesh over its
+      devices: ``"rcb"`` (recursive coordinate bisection) or ``"metis"`` (pymetis).
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
@@ -72,6 +77,7 @@ class MeshTransformerConfig:
     edge_multiple: int = 1024
     graph_seed: int = 0
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)
@@ -110,7 +116,8 @@ class MeshTransformerConfig:
 class MeshGraphNetConfig:
     """MeshGraphNets (Pfaff et al., ICLR 2021): encode–process–decode message passing.
 
-    Fields as `MeshTransformerConfig` for the data; `latent`: latent size (128 in the paper),
+    Fields as `MeshTransformerConfig` for the data and `partition`; `latent`: latent size
+    (128 in the paper),
     `message_passing_steps` (15), `mlp_depth`: hidden layers per MLP (2).
     """
 
@@ -124,6 +131,7 @@ class MeshGraphNetConfig:
     mlp_depth: int = 2
     edge_multiple: int = 1024
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)

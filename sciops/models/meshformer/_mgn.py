@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ...nn import MLP
+from ._partition import is_partitioned, sharded_call
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 
@@ -35,6 +36,13 @@ def _edge_update(mlp: MLP, e: Float[Array, "edges latent"], v: Float[Array, "nod
     if mlp.norm is not None:
         x = jax.vmap(mlp.norm)(x)
     return x
+
+
+def _edge_features(points: Float[_A, "nodes dim"], senders: Int[_A, " edges"],
+                   receivers: Int[_A, " edges"]) -> Float[Array, "edges dim+1"]:
+    """Relative position of sender to receiver and its length (Pfaff et al. 2021)."""
+    rel = points[senders] - points[receivers]
+    return jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
 
 
 class ProcessorBlock(eqx.Module):
@@ -106,6 +114,32 @@ class MeshGraphNet(eqx.Module):
         """The network on one prepared mesh sample: edge features are the relative positions
         and their length on the ``mesh_*`` edges, normalised by `edge_norm`."""
         s, r = sample["mesh_senders"], sample["mesh_receivers"]
-        rel = sample["points"][s] - sample["points"][r]
-        ef = jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
-        return self(x, edge_norm.encode(ef), s, r, sample["mesh_edge_mask"])
+        if is_partitioned(sample):
+            return sharded_call(MeshGraphNet.local_call, (self, edge_norm), x,
+                                (sample["points"], s, r, sample["mesh_edge_mask"]), sample)
+        return self(x, edge_norm.encode(_edge_features(sample["points"], s, r)), s, r,
+                    sample["mesh_edge_mask"])
+
+    @staticmethod
+    def local_call(modules: tuple, x: Float[_A, "own features"], data: tuple, halo
+                   ) -> Float[Array, "own out"]:
+        """The network on one device's partition of a mesh (inside `jax.shard_map`; see
+        `sciops.models.meshformer.partition`): `modules` is ``(net, edge_norm)``, `x` the
+        owned nodes' features, `data` ``(points, senders, receivers, mask)`` with owned points
+        and local edges over ``[owned | halo]`` rows; `halo(v)` fetches the halo rows of
+        owned values before every processor step. Equals `__call__` on the whole mesh."""
+        net, edge_norm = modules
+        points, s, r, mask = data
+        n_own = x.shape[0]
+        pts = jnp.concatenate([points, halo(points)])
+        v = jax.vmap(net.node_encoder)(x)
+        e = jax.vmap(net.edge_encoder)(edge_norm.encode(_edge_features(pts, s, r)))
+        params, static = eqx.partition(net.processor, eqx.is_array)
+
+        def body(carry, p):
+            v, e = carry
+            v_loc, e = eqx.combine(p, static)(jnp.concatenate([v, halo(v)]), e, s, r, mask)
+            return (v_loc[:n_own], e), None
+
+        (v, _), _ = jax.lax.scan(body, (v, e), params)
+        return jax.vmap(net.decoder)(v)

@@ -12,6 +12,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from ... import _random
 from ...nn import MLP
 from ...nn._attention import EdgeAttention
+from ...nn._graph_partition import shared_segment_reduce
+from ._partition import is_partitioned, sharded_call
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 
@@ -53,9 +55,12 @@ class TransformerBlock(eqx.Module):
         self.mlp = GatedMLP(width, mlp_ratio * width, key=km)
 
     def __call__(self, h: Float[_A, "nodes channels"], senders: Int[_A, " edges"],
-                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"]
-                 ) -> Float[Array, "nodes channels"]:
-        h = h + self.attention(jax.vmap(self.norm1)(h), senders, receivers, mask)
+                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"], *,
+                 segment_reduce=None) -> Float[Array, "nodes channels"]:
+        """`segment_reduce`: on a partitioned mesh, the reduction of receivers that span
+        devices (`sciops.nn.shared_segment_reduce`)."""
+        h = h + self.attention(jax.vmap(self.norm1)(h), senders, receivers, mask,
+                               segment_reduce=segment_reduce)
         return h + jax.vmap(self.mlp)(jax.vmap(self.norm2)(h))
 
 
@@ -114,4 +119,25 @@ class MeshTransformer(eqx.Module):
         n_graphs = max(self.layer_graph) + 1
         graphs = tuple((sample[f"graph{g}_senders"], sample[f"graph{g}_receivers"],
                         sample[f"graph{g}_mask"]) for g in range(n_graphs))
+        if is_partitioned(sample):
+            return sharded_call(MeshTransformer.local_call, self, x, graphs, sample)
         return self(x, graphs)
+
+    def local_call(self, x: Float[_A, "own features"], graphs: tuple, halo
+                   ) -> Float[Array, "own out"]:
+        """The network on one device's partition of a mesh (inside `jax.shard_map`; see
+        `sciops.models.meshformer.partition`): `x` holds the owned nodes, `graphs` the local
+        edge lists over ``[owned | halo | global]`` rows, `halo(h)` fetches the halo rows of
+        owned features before every block. The global tokens are replicated; their softmax and
+        messages are reduced over the devices. Equals `__call__` on the whole mesh."""
+        n_own = x.shape[0]
+        h = jax.vmap(self.encoder)(x)
+        glob = None if self.global_tokens is None else self.global_tokens.astype(h.dtype)
+        for block, g in zip(self.blocks, self.layer_graph, strict=False):
+            rows = [h, halo(h)]
+            first = n_own + rows[1].shape[0]
+            out = block(jnp.concatenate(rows + ([glob] if glob is not None else [])),
+                        *graphs[g], segment_reduce=shared_segment_reduce(first))
+            h = out[:n_own]
+            glob = None if glob is None else out[first:]
+        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h))
