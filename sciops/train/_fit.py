@@ -43,7 +43,14 @@ from ._callbacks import (
 from ._checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from ._config import Config, config_to_dict
 from ._data import DataBundle, ensure_generated, prepare_data
-from ._distributed import barrier, is_primary, local_copy, process_slice
+from ._distributed import (
+    barrier,
+    global_batch,
+    is_primary,
+    local_copy,
+    process_slice,
+    rows_split_over_processes,
+)
 from ._evaluation import evaluate_dataset
 from ._mesh import field_shardings, make_mesh, replicated
 from ._optimizer import make_optimizer
@@ -228,19 +235,18 @@ def _batches(train: Dataset, config: Config, mesh, step: int):
                   if "space_axis" in a}
     sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()},
                                space_axes)
-    # a partitioned mesh: every process reads the whole batch and places the blocks of its
-    # own devices (its devices hold some of the node blocks of every row)
-    rows = slice(None) if space_axes else process_slice(tc.batch_size)
+    # when processes share rows (a mesh partitioned over the devices of several processes),
+    # every process reads the whole batch and places the blocks of its own devices
+    whole = not rows_split_over_processes(mesh)
+    rows = slice(None) if whole else process_slice(tc.batch_size)
     per_epoch = len(train) // tc.batch_size
     epoch, pos = divmod(step, per_epoch)
     while True:
         order = train.epoch_order(config.seed, epoch)
         for b in range(pos, per_epoch):
             idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rows]
-            if space_axes:
-                yield {k: jax.make_array_from_callback(v.shape, sharding[k],
-                                                       lambda i, v=v: v[i])
-                       for k, v in train.take(idx).items()}
+            if whole:
+                yield global_batch(train.take(idx), sharding)
             else:
                 yield shard_batch(train.take(idx), sharding)
         epoch, pos = epoch + 1, 0
