@@ -31,8 +31,14 @@ class FieldDoc:
 
 
 def summary(cls: type) -> str:
-    """The first line of a class's docstring."""
-    return _plain((inspect.getdoc(cls) or "").strip().split("\n")[0])
+    """The first sentence of a class's docstring (of its first paragraph, however many lines
+    that takes; a long one ends at a colon that introduces details)."""
+    para = " ".join((inspect.getdoc(cls) or "").strip().split("\n\n")[0].split())
+    m = re.match(r"(.+?[.!?])(?:\s|$)", para)
+    text = m.group(1) if m else para
+    if len(text) > 100 and ": " in text[40:]:
+        text = text[:40 + text[40:].index(": ")]
+    return _plain(text.rstrip(":"))
 
 
 def field_docs(cls: type) -> dict[str, FieldDoc]:

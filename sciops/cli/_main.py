@@ -38,14 +38,22 @@ def _init_distributed(args) -> None:
 
 
 def _cmd_fit(args) -> int:
-    from ..train import fit, is_primary, load_config
+    from ..train import fit, free_run_directory, is_primary, load_config
 
     _init_distributed(args)
     config = load_config(args.config, args.overrides)
     if args.no_progress:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                        progress=False))
-    result = fit(config, out=args.out, resume=args.resume)
+    out = args.out
+    if out is None and not args.resume:
+        # a fresh run never overwrites one: a taken runs/<name> moves it to runs/<name>-1, ...,
+        # said before anything else (fit itself only ever uses the folder it is given)
+        default, out = pathlib.Path("runs") / config.name, free_run_directory(config.name)
+        if out != default and is_primary():
+            print(f"{default} already holds a run: this run goes to {out} (--resume continues "
+                  f"{default}; --out DIR or name=NAME choose the folder)", flush=True)
+    result = fit(config, out=out, resume=args.resume)
     if not is_primary():
         return 0
     print(f"run folder: {result.run_dir}")
@@ -85,7 +93,8 @@ def _metric(name: str, value: float, units: dict) -> str:
 def _cmd_evaluate(args) -> int:
     from ..eval import evaluate_run
 
-    results = evaluate_run(args.run_dir, data=args.data, plots=not args.no_plots)
+    results = evaluate_run(args.run_dir, data=args.data, plots=not args.no_plots,
+                           progress=not args.no_progress)
     if args.json:
         print(json.dumps(results))
     else:
@@ -312,10 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
                    "e.g. train.steps=20 (the keys and their units are documented in the config "
                    "dataclasses: docs/api/)")
-    f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>; one that "
-                   "already holds a run is an error unless --resume)")
-    f.add_argument("--resume", action="store_true", help="continue the run in --out from its "
-                   "last checkpoint")
+    f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>, or the "
+                   "first free runs/<name>-1, -2, ... when that holds a run, announced at the "
+                   "start); an --out that holds a run is an error unless --resume")
+    f.add_argument("--resume", action="store_true", help="continue the run in --out (default "
+                   "runs/<name>) from its last checkpoint")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
     d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
@@ -348,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print {test_set: {metric: value}} as "
                    "JSON (relative errors are fractions, not %%)")
     e.add_argument("--no-plots", action="store_true", help="do not write the figures")
+    e.add_argument("--no-progress", action="store_true", help="no progress report (a bar on a "
+                   "terminal, a line per tenth of each test set in logs)")
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("generate", help="make a data set with a reference solver "

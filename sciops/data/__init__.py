@@ -49,6 +49,7 @@ from ._mesh_import import parse_node_types as parse_node_types
 from ._mesh_import import read_graphphysics_h5 as read_graphphysics_h5
 from ._mesh_import import read_mesh_trajectories as read_mesh_trajectories
 from ._mesh_import import read_meshgraphnets as read_meshgraphnets
+from ._meshio import read_gmsh as read_gmsh
 from ._meshio import read_vtu as read_vtu
 from ._meshio import read_xdmf as read_xdmf
 from ._meshio import write_vtu as write_vtu

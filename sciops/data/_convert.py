@@ -20,7 +20,7 @@ from .._errors import DataError
 
 __all__ = ["convert_file", "sha256_of"]
 
-_MESH_SUFFIXES = (".xdmf", ".xmf", ".pvd", ".vtu", ".tfrecord")
+_MESH_SUFFIXES = (".xdmf", ".xmf", ".pvd", ".vtu", ".tfrecord", ".msh")
 # Samples per block: about this many bytes, so conversion memory stays bounded.
 _BLOCK_BYTES = 256 * 1024 * 1024
 

@@ -706,13 +706,18 @@ def _raw_trajectories(source: pathlib.Path, split: str, max_trajectories: int | 
         return [(source.stem, _vtu_series(files, times, str(source)), {}, files[0])]
     if suffix == ".vtu":
         return [(source.stem, _vtu_series([source], None, str(source)), {}, source)]
+    if suffix == ".msh":
+        from ._meshio import read_gmsh
+
+        return [(source.stem, read_gmsh(source), {}, source)]
     if suffix in (".h5", ".hdf5"):
         ds = read_mesh_dataset(source)
         units = {k: str(a["units"]) for k, a in ds.field_attrs.items() if "units" in a}
         n = len(ds) if max_trajectories is None else min(len(ds), max_trajectories)
         return [(f"traj_{i:03d}", mesh_field(ds, i), units, None) for i in range(n)]
     raise DataError(f"{source}: expected an .xdmf time series, a .pvd file, a .vtu file or "
-                    "folder / glob of them, a MeshGraphNets folder or a sciops mesh .h5")
+                    "folder / glob of them, a gmsh .msh mesh, a MeshGraphNets folder or a "
+                    "sciops mesh .h5")
 
 
 def read_mesh_trajectories(source: str | os.PathLike, *,
@@ -725,8 +730,9 @@ def read_mesh_trajectories(source: str | os.PathLike, *,
 
     - `source`: an ``.xdmf`` time series; a ``.pvd`` collection of VTU files (times from its
       ``timestep`` attributes); a ``.vtu`` file, a folder of ``.vtu`` files or a glob of them
-      (one step each, ordered by the last number in the name, times = step numbers); a
-      MeshGraphNets folder (``meta.json`` + ``<split>.tfrecord``); or a sciops mesh ``.h5``.
+      (one step each, ordered by the last number in the name, times = step numbers); a gmsh
+      ``.msh`` mesh (its cells of the highest dimension and no fields; node types from its
+      physical groups with ``sets:...``); a MeshGraphNets folder (``meta.json`` + ``<split>.tfrecord``); or a sciops mesh ``.h5``.
     - `fields`: ``{target: source}`` or ``{target: [scalar sources]}`` or the CLI strings
       (`parse_field_map`); `None` keeps the file's names.
     - `node_types`: a `parse_node_types` spec; `None` takes the ``node_type`` point field.

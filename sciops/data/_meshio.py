@@ -16,7 +16,12 @@ import numpy as np
 from .._errors import DataError
 from ._mesh import CELL_NODES, MeshField
 
-__all__ = ["read_vtu", "read_xdmf", "read_xdmf_units", "write_vtu", "write_xdmf"]
+__all__ = ["CELL_DIMENSION", "read_gmsh", "read_vtu", "read_xdmf", "read_xdmf_units",
+           "write_vtu", "write_xdmf"]
+
+CELL_DIMENSION = {"vertex": 0, "line": 1, "triangle": 2, "quad": 2, "tetra": 3, "pyramid": 3,
+                  "wedge": 3, "hexahedron": 3}
+"""Topological dimension of each cell type (meshio names)."""
 
 _NODE_TYPE = "node_type"
 
@@ -107,6 +112,33 @@ def read_vtu(path: str | os.PathLike, dim: int | None = None) -> MeshField:
         raise DataError(f"{path}: cannot read mesh: {type(e).__name__}: {e}") from None
     return _from_meshio(path, m.points, m.cells, [m.point_data] if m.point_data else [], None,
                         dim)
+
+
+def read_gmsh(path: str | os.PathLike, dim: int | None = None) -> MeshField:
+    """Read a gmsh ``.msh`` mesh (any version meshio reads) as a field-less `MeshField`.
+
+    gmsh writes the elements of every physical group: for a volume mesh the boundary triangles
+    and lines beside the tetrahedra. Only the cells of the highest topological dimension are
+    kept (the mesh the data live on; the groups stay in the file for ``--node-types sets:...``),
+    and gmsh's bookkeeping point data (``gmsh:dim_tags``) are dropped. `dim` as in `read_vtu`.
+    """
+    import meshio
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mesh file not found")
+    try:
+        m = meshio.read(path, file_format="gmsh")
+    except Exception as e:  # meshio raises ReadError, ValueError...
+        raise DataError(f"{path}: cannot read gmsh mesh: {type(e).__name__}: {e}") from None
+    blocks = [b for b in m.cells if b.type in CELL_DIMENSION]
+    if not blocks:
+        raise DataError(f"{path}: no cells of a supported type; the file has "
+                        f"{', '.join(sorted({b.type for b in m.cells})) or 'none'}")
+    top = max(CELL_DIMENSION[b.type] for b in blocks)
+    point_data = {k: v for k, v in m.point_data.items() if not k.startswith("gmsh:")}
+    return _from_meshio(path, m.points, [b for b in blocks if CELL_DIMENSION[b.type] == top],
+                        [point_data] if point_data else [], None, dim)
 
 
 _XDMF_TOPOLOGY = {"vertex": "Polyvertex", "line": "Polyline", "triangle": "Triangle",

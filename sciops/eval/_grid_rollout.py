@@ -115,8 +115,8 @@ def rollout(run, data_path, *, steps: int | None = None,
     preds, truths = [], []
     starts = range(0, n, batch_size)
     if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc="rollout", unit="batch")
+        from .._progress import progress as _progress
+        starts = _progress(starts, desc="rollout", unit="batch")
     for i in starts:
         b = ds.take(np.arange(i, min(i + batch_size, n)))
         u = b[model.state_field]

@@ -1,5 +1,6 @@
-"""Finite-element solvers on triangular meshes (scikit-fem): incompressible Navier–Stokes by
-incremental pressure correction on Taylor–Hood P2/P1, and P1 advection–diffusion.
+"""Finite-element solvers on simplicial meshes (scikit-fem): incompressible Navier–Stokes by
+incremental pressure correction on Taylor–Hood P2/P1 (triangles or tetrahedra), and P1
+advection–diffusion (triangles).
 
 Navier–Stokes, $\\partial_t u + (u\\cdot\\nabla)u - \\nu\\Delta u + \\nabla p = 0$,
 $\\nabla\\cdot u = 0$, one step $t^n \\to t^{n+1}$ (Goda's incremental projection with BDF2 in
@@ -17,7 +18,9 @@ numbers where explicit convection blew up in our tests):
 With $-\\nabla p$ integrated by parts as $\\int p\\,\\nabla\\cdot v$, the outflow condition is the
 natural "do-nothing" $\\nu\\partial_n u - p n = 0$. The constant matrices (P2 mass, P1 Laplacian)
 are factorised once; each step assembles the convection matrix and factorises the momentum
-matrix (sparse LU, shared by $u_x$ and $u_y$ in componentwise scalar P2 spaces).
+matrix (sparse LU, shared by the velocity components in componentwise scalar P2 spaces). The
+same code runs on tetrahedra (`ElementTetP2`/`ElementTetP1`, three components); the 2-D path is
+unchanged operation for operation.
 
 References: Guermond, Minev & Shen, "An overview of projection methods for incompressible flows"
 (CMAME 2006); Schäfer & Turek, "Benchmark computations of laminar flow around a cylinder" (1996).
@@ -55,12 +58,38 @@ class _Condensed:
         return x
 
 
+def _simplex_spaces(points: np.ndarray, cells: np.ndarray):
+    """The scikit-fem mesh and (P2, P1) elements of a triangle ``(t, 3)`` or tetrahedron
+    ``(t, 4)`` mesh."""
+    from skfem import ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2, MeshTet, MeshTri
+
+    dim, k = points.shape[1], cells.shape[1]
+    if (dim, k) == (2, 3):
+        kind, p2, p1 = MeshTri, ElementTriP2, ElementTriP1
+    elif (dim, k) == (3, 4):
+        kind, p2, p1 = MeshTet, ElementTetP2, ElementTetP1
+    else:
+        raise ValueError(f"ProjectionNS: need 2-D points with triangles or 3-D points with "
+                         f"tetrahedra, got {dim}-D points and cells of {k} nodes")
+    mesh = kind(np.ascontiguousarray(points.T, float), np.ascontiguousarray(cells.T))
+    return mesh, p2(), p1()
+
+
+def _dot_grad(a, u):
+    """$\\sum_i a_i \\partial_i u$, summed in index order (the 2-D sum as it always was)."""
+    out = a[0] * u.grad[0]
+    for i in range(1, len(a)):
+        out = out + a[i] * u.grad[i]
+    return out
+
+
 class ProjectionNS:
-    """Incremental pressure-correction Navier–Stokes on a triangular mesh (Taylor–Hood P2/P1).
+    """Incremental pressure-correction Navier–Stokes on a simplicial mesh (Taylor–Hood P2/P1).
 
     **Arguments:**
 
-    - `points` ``(n, 2)``, `triangles` ``(t, 3)``: the mesh (vertices are the output nodes).
+    - `points` ``(n, d)``, `triangles` ``(t, d + 1)``: the mesh, triangles in 2-D or
+      tetrahedra in 3-D (vertices are the output nodes).
     - `nu`: kinematic viscosity; `dt`: time step.
     - `velocity_dirichlet(xy) -> bool`: which boundary points carry Dirichlet velocity
       (all boundary points but the open outflow).
@@ -71,12 +100,13 @@ class ProjectionNS:
     def __init__(self, points: np.ndarray, triangles: np.ndarray, nu: float, dt: float,
                  velocity_dirichlet: Callable[[np.ndarray], np.ndarray],
                  pressure_dirichlet: Callable[[np.ndarray], np.ndarray]):
-        from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, MeshTri, asm
+        from skfem import Basis, BilinearForm, asm
         from skfem.helpers import dot, grad
 
-        self.mesh = MeshTri(np.ascontiguousarray(points.T, float), np.ascontiguousarray(triangles.T))
-        self.vb = Basis(self.mesh, ElementTriP2(), intorder=4)
-        self.pb = Basis(self.mesh, ElementTriP1(), intorder=4)
+        self.mesh, p2, p1 = _simplex_spaces(np.asarray(points), np.asarray(triangles))
+        self.dim = dim = int(points.shape[1])
+        self.vb = Basis(self.mesh, p2, intorder=4)
+        self.pb = Basis(self.mesh, p1, intorder=4)
         self.nu, self.dt = float(nu), float(dt)
 
         mass = asm(BilinearForm(lambda u, v, w: u * v), self.vb)
@@ -84,13 +114,13 @@ class ProjectionNS:
         lap_p = asm(BilinearForm(lambda u, v, w: dot(grad(u), grad(v))), self.pb)
         # b_i(p, v) = ∫ p ∂_i v   (rows: velocity test functions, cols: pressure)
         self.b = [asm(BilinearForm(lambda p, v, w, i=i: p * v.grad[i]), self.pb, self.vb)
-                  for i in range(2)]
+                  for i in range(dim)]
         # c_i(u, q) = ∫ ∂_i u q   (rows: pressure test, cols: velocity)
         self.c = [asm(BilinearForm(lambda u, q, w, i=i: u.grad[i] * q), self.vb, self.pb)
-                  for i in range(2)]
+                  for i in range(dim)]
         # e_i(phi, v) = ∫ ∂_i phi v
         self.e = [asm(BilinearForm(lambda p, v, w, i=i: p.grad[i] * v), self.pb, self.vb)
-                  for i in range(2)]
+                  for i in range(dim)]
         self.mass = mass
 
         xy_v = self.vb.doflocs.T
@@ -108,12 +138,12 @@ class ProjectionNS:
         self.vertex_dofs = self.vb.nodal_dofs[0]
         self.n_vertices = points.shape[0]
         self._u_prev = None
-        self.dudt: np.ndarray | None = None  # the time derivative the last step used (2, ndofs)
+        self.dudt: np.ndarray | None = None  # the time derivative the last step used (d, ndofs)
 
     @property
     def node_points(self) -> np.ndarray:
         """Coordinates of the velocity unknowns (every P2 node: vertices, then edge midpoints),
-        shape ``(ndofs, 2)``; the order of `node_values` and of `node_triangles`."""
+        shape ``(ndofs, d)``; the order of `node_values` and of `node_cells`."""
         return self.vb.doflocs.T
 
     def node_triangles(self) -> np.ndarray:
@@ -138,20 +168,47 @@ class ProjectionNS:
         """P1 pressure ``(n,)`` at every P2 node ``(ndofs,)`` (exact: linear along edges)."""
         out = np.empty(self.vb.N)
         out[self.vb.nodal_dofs[0]] = p
-        f = self.mesh.facets
-        out[self.vb.facet_dofs[0]] = 0.5 * (p[f[0]] + p[f[1]])
+        mid, f = self.midpoint_dofs()
+        out[mid] = 0.5 * (p[f[0]] + p[f[1]])
         return out
+
+    def midpoint_dofs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The P2 velocity dofs at the edge midpoints ``(edges,)`` and the two vertices of each
+        edge ``(2, edges)`` (the mesh's facets in 2-D, its edges in 3-D)."""
+        if self.dim == 2:
+            return self.vb.facet_dofs[0], self.mesh.facets
+        return self.vb.edge_dofs[0], self.mesh.edges
+
+    def node_cells(self) -> np.ndarray:
+        """The mesh whose vertices are the P2 nodes: `node_triangles` in 2-D; in 3-D the
+        regular refinement of every tetrahedron into eight (Bey 1995, as scikit-fem's
+        `MeshTet.refined`), positively oriented, ``(8 t, 4)``."""
+        if self.dim == 2:
+            return self.node_triangles()
+        from scipy.spatial import cKDTree
+
+        fine = self.mesh.refined()
+        xyz = self.vb.doflocs.T
+        dist, index = cKDTree(xyz).query(fine.p.T)
+        if dist.max() > 1e-9 * np.ptp(xyz, axis=0).max():
+            raise RuntimeError("ProjectionNS: the refined mesh's vertices are not the P2 nodes")
+        tet = index[fine.t.T]
+        p = xyz[tet]
+        vol6 = np.einsum("ij,ij->i", np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]),
+                         p[:, 3] - p[:, 0])
+        tet[vol6 < 0] = tet[vol6 < 0][:, [0, 2, 1, 3]]
+        return tet
 
     def node_state(self, velocity: np.ndarray, pressure: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Solver state `(u (2, ndofs), p (n,))` from values at the P2 nodes: velocity
-        ``(ndofs, 2)``, pressure ``(ndofs,)`` (its vertex values are the unknowns)."""
+        """Solver state `(u (d, ndofs), p (n,))` from values at the P2 nodes: velocity
+        ``(ndofs, d)``, pressure ``(ndofs,)`` (its vertex values are the unknowns)."""
         return (np.asarray(velocity, float).T.copy(),
                 np.asarray(pressure, float)[self.vb.nodal_dofs[0]].copy())
 
     def force(self, u: np.ndarray, p: np.ndarray, dofs: np.ndarray) -> np.ndarray:
         """Force of the fluid on the body whose boundary carries the velocity dofs `dofs`,
-        ``(2,)`` per unit density, by the volume integral of John (2004, "Reference values for
+        ``(d,)`` per unit density, by the volume integral of John (2004, "Reference values for
         drag and lift of a two-dimensional time-dependent flow around a cylinder", IJNMF 44):
         $F_i = -\\int \\partial_t u\\cdot v + (u\\cdot\\nabla)u\\cdot v + \\nu\\nabla u:\\nabla v
         - p\\,\\nabla\\cdot v$ with $v = e_i$ on the body and 0 at every other node, which
@@ -161,11 +218,12 @@ class ProjectionNS:
 
         if self.dudt is None:
             raise RuntimeError("ProjectionNS.force: take a step first")
-        w = {"ux": self.vb.interpolate(u[0]), "uy": self.vb.interpolate(u[1])}
-        conv = [asm(LinearForm(lambda v, w, c=c: (w.ux * w[c].grad[0] + w.uy * w[c].grad[1])
-                               * v), self.vb, **w) for c in ("ux", "uy")]
-        out = np.empty(2)
-        for i in range(2):
+        names = [f"u{i}" for i in range(self.dim)]
+        w = {c: self.vb.interpolate(u[i]) for i, c in enumerate(names)}
+        conv = [asm(LinearForm(lambda v, w, c=c: _dot_grad([w[k] for k in names], w[c]) * v),
+                    self.vb, **w) for c in names]
+        out = np.empty(self.dim)
+        for i in range(self.dim):
             r = (self.mass @ self.dudt[i] + conv[i] + self.nu * (self.stiff @ u[i])
                  - self.b[i] @ p)
             out[i] = -r[dofs].sum()
@@ -182,26 +240,25 @@ class ProjectionNS:
         return u, p
 
     def vertex_values(self, u: np.ndarray) -> np.ndarray:
-        """P2 velocity dof vector(s) ``(2, ndofs)`` → values at the mesh vertices ``(n, 2)``."""
+        """P2 velocity dof vector(s) ``(d, ndofs)`` → values at the mesh vertices ``(n, d)``."""
         return u[:, self.vertex_dofs].T
 
     def interpolate(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Nodal interpolation of ``f(xy) -> (m, 2)`` into the P2 velocity dofs ``(2, ndofs)``."""
+        """Nodal interpolation of ``f(xy) -> (m, d)`` into the P2 velocity dofs ``(d, ndofs)``."""
         return np.asarray(f(self.vb.doflocs.T), float).T.copy()
 
     def _momentum_matrix(self, adv: np.ndarray, gamma: float) -> sp.csr_matrix:
         from skfem import BilinearForm, asm
 
-        ax, ay = (np.asarray(self.vb.interpolate(adv[i])) for i in range(2))
-        conv = asm(BilinearForm(lambda u, v, w: (ax * u.grad[0] + ay * u.grad[1]) * v),
-                   self.vb)
+        a = [np.asarray(self.vb.interpolate(adv[i])) for i in range(self.dim)]
+        conv = asm(BilinearForm(lambda u, v, w: _dot_grad(a, u) * v), self.vb)
         return gamma * self.mass / self.dt + self.nu * self.stiff + conv
 
     def step(self, u: np.ndarray, p: np.ndarray, t_next: float,
              bc: Callable[[np.ndarray, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Advance ``(u (2, ndofs), p (n,))`` by one step to time `t_next`.
+        """Advance ``(u (d, ndofs), p (n,))`` by one step to time `t_next`.
 
-        `bc(xy, t) -> (m, 2)` gives the Dirichlet velocity at the Dirichlet points.
+        `bc(xy, t) -> (m, d)` gives the Dirichlet velocity at the Dirichlet points.
         """
         if self._u_prev is None:  # first step: BDF1, advect with u^n
             gamma, adv, hist = 1.0, u, u
@@ -212,12 +269,14 @@ class ProjectionNS:
         g = np.asarray(bc(self.vel_xy, t_next), float)
         ustar = np.stack([
             system.solve(self.mass @ hist[i] / self.dt + self.b[i] @ p, g[:, i])
-            for i in range(2)])
-        div = self.c[0] @ ustar[0] + self.c[1] @ ustar[1]
+            for i in range(self.dim)])
+        div = self.c[0] @ ustar[0]
+        for i in range(1, self.dim):
+            div = div + self.c[i] @ ustar[i]
         # -∫∇φ·∇q = (γ/Δt) ∫ div u* q
         phi = -self.poisson.solve(gamma * div / self.dt, 0.0)
         unew = np.stack([self.project.solve(self.mass @ ustar[i] - self.dt / gamma * (self.e[i] @ phi),
-                                            g[:, i]) for i in range(2)])
+                                            g[:, i]) for i in range(self.dim)])
         self.dudt = (gamma * unew - hist) / self.dt
         return unew, p + phi
 

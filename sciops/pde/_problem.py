@@ -47,6 +47,7 @@ _BUILTIN = {
     "cylinder_flow": "sciops.pde.flow",
     "dfg_2d_2": "sciops.pde.flow",
     "transport": "sciops.pde.flow",
+    "pipe_flow": "sciops.pde.pipe_flow",
     "atoms": "sciops.pde.atoms",
     "molecule": "sciops.pde.molecules",
 }

@@ -449,32 +449,26 @@ def _workers(requested: int, tasks: int) -> int:
     return max(1, min(cores or 1, tasks))
 
 
-def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, *,
-                           progress: bool = True) -> None:
-    """Solve `config.n_trajectories` cylinder flows (in parallel over `config.workers`
-    processes) and write them to the HDF5 file `path`, with the drag and lift coefficients of
-    every frame and the generation time in the attributes."""
+def run_tasks(fn, tasks: list, workers: int, desc: str, progress: bool
+              ) -> tuple[list, float, int]:
+    """`[fn(task) for task in tasks]` over `workers` processes (0: one per core), with a
+    progress bar if `progress`. `fn` must be a module-level function (it is pickled).
+
+    **Returns:** `(results in task order, wall seconds, processes used)`.
+    """
     import time
 
-    c = config
-    rng = np.random.default_rng(c.seed)
-    tasks = []
-    for _ in range(c.n_trajectories):
-        re = rng.uniform(*c.reynolds)
-        r = rng.uniform(*c.radius)
-        cx, cy = rng.uniform(*c.center_x), rng.uniform(*c.center_y)
-        tasks.append((c, re, r, (cx, cy)))
-    workers = _workers(c.workers, len(tasks))
+    workers = _workers(workers, len(tasks))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(tasks), desc=f"cylinder_flow ({workers} processes)",
-                   unit="trajectory")
+        from .._progress import progress as _progress
+        bar = _progress(total=len(tasks), desc=f"{desc} ({workers} processes)",
+                        unit="trajectory")
     start = time.perf_counter()
     results = []
     if workers == 1:
         for task in tasks:
-            results.append(_simulate_task(task))
+            results.append(fn(task))
             if bar is not None:
                 bar.update()
     else:
@@ -484,7 +478,7 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
         # spawn, not fork: the parent may hold JAX's threads, which fork would copy locked
         with concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_simulate_task, task) for task in tasks]
+            futures = [pool.submit(fn, task) for task in tasks]
             for _done in concurrent.futures.as_completed(futures):
                 if bar is not None:
                     bar.update()
@@ -492,6 +486,24 @@ def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, 
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
+    return results, seconds, workers
+
+
+def generate_cylinder_flow(config: CylinderFlowConfig, path: str | os.PathLike, *,
+                           progress: bool = True) -> None:
+    """Solve `config.n_trajectories` cylinder flows (in parallel over `config.workers`
+    processes) and write them to the HDF5 file `path`, with the drag and lift coefficients of
+    every frame and the generation time in the attributes."""
+    c = config
+    rng = np.random.default_rng(c.seed)
+    tasks = []
+    for _ in range(c.n_trajectories):
+        re = rng.uniform(*c.reynolds)
+        r = rng.uniform(*c.radius)
+        cx, cy = rng.uniform(*c.center_x), rng.uniform(*c.center_y)
+        tasks.append((c, re, r, (cx, cy)))
+    results, seconds, workers = run_tasks(_simulate_task, tasks, c.workers, "cylinder_flow",
+                                          progress)
     trajectories = [MeshField(r["points"].astype(np.float32),
                               {"triangle": r["triangles"].astype(np.int32)},
                               {"velocity": r["velocity"].astype(np.float32),
@@ -590,8 +602,8 @@ def generate_transport(config: TransportConfig, path: str | os.PathLike, *,
     trajectories, params = [], []
     iterator = range(c.n_trajectories)
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="transport", unit="trajectory")
+        from .._progress import progress as _progress
+        iterator = _progress(iterator, desc="transport", unit="trajectory")
     for i in iterator:
         pts, tri = square_mesh(c.h, seed=c.seed * 1000 + i)
         radius, angle = rng.uniform(0.1, 0.25), rng.uniform(0, 2 * np.pi)

@@ -32,6 +32,7 @@ from ._run import RunResult as RunResult
 from ._run import load_run as load_run
 from ._run_folder import RunLock as RunLock
 from ._run_folder import check_run_name as check_run_name
+from ._run_folder import free_run_directory as free_run_directory
 from ._run_folder import run_info as run_info
 from ._state import StepOutput as StepOutput
 from ._state import TrainState as TrainState

@@ -44,8 +44,8 @@ def _check(name: str, key: str, values: np.ndarray, first: int) -> np.ndarray:
 
 
 def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dataset,
-                     batch_size: int, mesh=None, metrics_fn: Callable | None = None
-                     ) -> dict[str, float]:
+                     batch_size: int, mesh=None, metrics_fn: Callable | None = None,
+                     on_batch: Callable[[int], None] | None = None) -> dict[str, float]:
     """The mean of the family's per-sample metrics over every sample of `dataset`.
 
     **Arguments:**
@@ -55,6 +55,8 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
     - `batch_size`: samples per evaluation batch (rounded to the mesh's `data` axis).
     - `mesh`: the device mesh batches are sharded over (default: one device).
     - `metrics_fn`: a jitted ``(model, batch) -> metrics`` to reuse (default: made here).
+    - `on_batch`: called with the number of samples of each batch once it is evaluated (a
+      progress report).
 
     **Returns:** ``{metric: mean}``.
 
@@ -88,4 +90,6 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
             sums[k] = sums.get(k, 0.0) + float(v[ok].sum())
             counts[k] = counts.get(k, 0) + int(ok.sum())
         first += n
+        if on_batch is not None:
+            on_batch(n)
     return {k: sums[k] / counts[k] for k in sums if counts[k]}

@@ -31,6 +31,7 @@ from ..data import Dataset, shard_batch, write_hdf5
 from ..models import Family
 from ..models import family as get_family
 from ..track import open_trackers
+from ._announce import data_line, mesh_line, run_folder_line
 from ._callbacks import (
     Callback,
     Checkpointer,
@@ -116,6 +117,9 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
         if getattr(tc, k) % mesh.shape["data"]:
             raise ConfigError(f"train.{k}: {getattr(tc, k)} is not divisible by the "
                               f"{mesh.shape['data']} devices of the mesh axis 'data'")
+    if is_primary():  # before the data and the first (compiling) step
+        print(run_folder_line(run_dir, resume), mesh_line(mesh, tc.batch_size), sep="\n",
+              flush=True)
     # One process generates a missing data set, the others wait for it, then all read it.
     # (Decided by the config alone, so every process takes the same branch to the barrier.)
     if config.data.generate is not None:
@@ -123,6 +127,8 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
             ensure_generated(config.data, progress=tc.progress)
         barrier("data-set")
     bundle = prepare_data(config.data, progress=tc.progress)
+    if is_primary():
+        print(data_line(config.data.path, bundle.train, bundle.val, bundle.tests), flush=True)
     if len(bundle.train) < tc.batch_size:
         raise DataError(f"data: the training split has {len(bundle.train)} samples, fewer than "
                         f"train.batch_size = {tc.batch_size}")
@@ -171,10 +177,11 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
     log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None, trackers)
     metrics_fn = eqx.filter_jit(lambda m, b: fam.metrics(config.model, m, b))
     evaluator = Evaluator(
-        lambda model, ds: evaluate_dataset(fam, config.model, model, ds, tc.eval_batch_size,
-                                           mesh, metrics_fn),
+        lambda model, ds, on_batch: evaluate_dataset(fam, config.model, model, ds,
+                                                     tc.eval_batch_size, mesh, metrics_fn,
+                                                     on_batch),
         {"val": bundle.val} if bundle.val is not None else bundle.tests, tc.eval_every,
-        tc.steps, log)
+        tc.steps, log, progress=tc.progress and is_primary(), desc=f"{config.name} eval")
     monitor = Monitor(log, (tc.log_every, tc.eval_every, tc.checkpoint_every), tc.steps,
                       tc.batch_size, tc.divergence_factor,
                       setup.header.get("loss_min", math.inf), setup.state, start)
