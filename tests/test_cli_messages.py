@@ -255,3 +255,38 @@ def test_help_piped_into_head_ends_quietly(tmp_path):
                           shell=True, capture_output=True, text=True, timeout=120, env=env)
     assert proc.stdout.startswith("usage: sciops generate darcy")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# -- metrics with units ----------------------------------------------------------------------
+
+def test_metrics_print_with_units_from_the_family_and_the_data(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sciops.cli._main import _metric, _run_units
+    from sciops.data import write_hdf5
+
+    # relative errors (unit 1) also as a percentage; the family's units (mlip) as given
+    fno = _run_units(tmp_path, "fno")
+    assert _metric("l2", 0.01743, fno) == "l2 = 0.01743 (1.743 %)"
+    assert _metric("forces_mae", 0.0312, _run_units(tmp_path, "mlip")) == \
+        "forces_mae = 0.0312 eV/Å"
+    # a mesh simulator's errors in the units of its data file's fields
+    write_hdf5(tmp_path / "train_sample.h5",
+               {"velocity": np.zeros((1, 3, 5, 2)), "pressure": np.zeros((1, 3, 5, 1))},
+               field_attrs={"velocity": {"units": "m/s"}, "pressure": {"units": "Pa"}})
+    units = _run_units(tmp_path, "meshgraphnet", SimpleNamespace(state_fields=("velocity",)))
+    assert _metric("rmse_1step_velocity", 0.0123, units) == "rmse_1step_velocity = 0.0123 m/s"
+    assert _metric("rmse_1step_pressure", 0.5, units) == "rmse_1step_pressure = 0.5 Pa"
+    assert _metric("rmse_rollout20", 0.0456, units) == "rmse_rollout20 = 0.0456 m/s"
+    assert _metric("something_else", 2.0, units) == "something_else = 2"
+
+
+def test_fit_keeps_the_data_units_in_the_run_folder(tiny_run):
+    from sciops.data import read_hdf5
+
+    d, _ = tiny_run
+    sample = read_hdf5(d / "run" / "train_sample.h5")
+    assert sample.field_attrs["x"].get("units") == "1"
+    sample.close()

@@ -57,7 +57,7 @@ def _cmd_fit(args) -> int:
     if not is_primary():
         return 0
     print(f"run folder: {result.run_dir}")
-    units = _family_units(config.family)
+    units = _run_units(result.run_dir, config.family, config.model)
     for name, metrics in result.metrics.items():
         print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()
                                       if "/" not in k))
@@ -78,15 +78,41 @@ def _print_next_steps(config, run_dir: pathlib.Path) -> None:
     print("next:\n" + "\n".join(f"  {x}" for x in lines))
 
 
-def _family_units(family_name: str) -> dict:
-    from ..models._family import family
+def _run_units(run_dir, family_name: str, model_config=None) -> dict[str, str]:
+    """The unit of each metric of a run: the family's record first, then the data's fields.
 
-    return dict(family(family_name).units)
+    A metric named ``..._<field>`` (``rmse_1step_velocity``) takes the unit the run's data
+    file gives that field, and a rollout error (``rmse_rollout20``) the unit of the model's
+    state fields when they share one.
+    """
+    from ..data import read_hdf5
+    from ..models import family
+    from ..train._run import SAMPLE_FILE
+
+    units = dict(family(family_name).units)
+    try:
+        sample = read_hdf5(pathlib.Path(run_dir) / SAMPLE_FILE)
+        attrs = {k: a.get("units") for k, a in sample.field_attrs.items()}
+        sample.close()
+    except (SciopsError, OSError):
+        return units
+    fields = {k: str(u) for k, u in attrs.items() if u not in (None, "")}
+    state = {fields.get(f) for f in getattr(model_config, "state_fields", ()) or ()}
+    return {**{f"__field__{k}": u for k, u in fields.items()},
+            **({"__state__": state.pop()} if len(state) == 1 and None not in state else {}),
+            **units}
 
 
 def _metric(name: str, value: float, units: dict) -> str:
-    """``name = value unit`` (the unit from the family's record, when it gives one)."""
+    """``name = value unit``; a dimensionless fraction (unit ``1``) also as a percentage."""
     unit = units.get(name)
+    if unit is None:
+        unit = next((u for k, u in units.items() if k.startswith("__field__")
+                     and name.endswith("_" + k[len("__field__"):])), None)
+    if unit is None and "rollout" in name and name.startswith(("rmse", "mae")):
+        unit = units.get("__state__")
+    if unit in ("1", "fraction"):
+        return f"{name} = {value:.4g} ({100 * value:.4g} %)"
     return f"{name} = {value:.4g}" + (f" {unit}" if unit else "")
 
 
@@ -100,8 +126,11 @@ def _cmd_evaluate(args) -> int:
     else:
         import yaml
 
-        cfg = yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml").read_text())
-        units = _family_units(cfg["model"]["family"])
+        from ..train import config_from_dict
+
+        cfg = config_from_dict(yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml")
+                                              .read_text()))
+        units = _run_units(args.run_dir, cfg.family, cfg.model)
         for name, metrics in results.items():
             print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()))
     return 0
@@ -400,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax (other boundary nodes: "
                    "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
-                   help="mesh simulators: no GIF of truth / prediction / error")
+                   help="no GIF of truth / prediction / error (every simulator)")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -48,6 +48,15 @@ from ._grid import ChannelLinear as ChannelLinear
 from ._grid import ChannelMLP as ChannelMLP
 from ._grid import grid_coordinates as grid_coordinates
 from ._mlp import MLP as MLP
+from ._precision import REMAT_POLICIES as REMAT_POLICIES
+from ._precision import MemoryPolicy as MemoryPolicy
+from ._precision import active_memory_policy as active_memory_policy
+from ._precision import at_least_float32 as at_least_float32
+from ._precision import cast_floating as cast_floating
+from ._precision import remat_block as remat_block
+from ._precision import saved_activation_bytes as saved_activation_bytes
+from ._precision import to_compute as to_compute
+from ._precision import use_memory_policy as use_memory_policy
 from ._radial import BesselBasis as BesselBasis
 from ._radial import polynomial_envelope as polynomial_envelope
 from ._spectral import AbstractSpectralWeight as AbstractSpectralWeight

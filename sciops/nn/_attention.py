@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .. import _random
+from ._precision import at_least_float32
 
 # Index and mask arrays may come straight from host-side graph building (numpy).
 _A = Array | np.ndarray
@@ -56,6 +57,7 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     """
     if mask is None:
         mask = jnp.ones(logits.shape, bool)
+    dtype, logits = logits.dtype, at_least_float32(logits)  # exp and sums: float32 at least
     neg = jnp.asarray(-jnp.inf, logits.dtype)
     masked = jnp.where(mask, logits, neg)
     # The maximum is a constant shift that cancels in the ratio: no gradient needs to flow.
@@ -70,7 +72,7 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     if segment_reduce is not None:
         denom = segment_reduce(denom, "sum")
     denom = denom[segment_ids]
-    return ex / jnp.where(denom > 0, denom, 1.0)
+    return (ex / jnp.where(denom > 0, denom, 1.0)).astype(dtype)
 
 
 def edge_attention(q: Float[_A, "nodes heads dim"], k: Float[_A, "nodes heads dim"],

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from .._config import apply_overrides, from_dict, load_yaml, to_dict
 from .._errors import ConfigError
 from ..models import family as get_family
+from ..nn import REMAT_POLICIES, MemoryPolicy
 from ..pde import problem as get_problem
 
 __all__ = [
@@ -95,6 +96,13 @@ class TrainConfig:
       the lowest loss so far (when that is positive); ``null`` disables the check.
     - `trackers`: where the metrics also go (`sciops.track`): `tensorboard` (event files in the
       run folder), `csv` (`metrics.csv`), `wandb` (Weights & Biases, the `track` extra).
+    - `precision`: the compute dtype of the training step: `float32`, or `bfloat16` (the
+      parameters and the model inputs cast inside the loss; master weights, optimizer state,
+      gradients, normalisers and the loss reduction stay float32; docs/memory.md).
+    - `remat`: `blocks` rematerialises every model block in the backward pass
+      (`jax.checkpoint` per block), `none` stores all activations.
+    - `remat_policy`: what a rematerialised block may still save: the name of a
+      `jax.checkpoint_policies` policy (`sciops.nn.REMAT_POLICIES`).
     """
 
     steps: int = 1000
@@ -109,8 +117,19 @@ class TrainConfig:
     progress: bool = True
     divergence_factor: float | None = 1e6
     trackers: tuple[Literal["tensorboard", "csv", "wandb"], ...] = ("tensorboard", "csv")
+    precision: Literal["float32", "bfloat16"] = "float32"
+    remat: Literal["none", "blocks"] = "none"
+    remat_policy: str = "nothing_saveable"
 
     def __post_init__(self):
+        if self.precision not in ("float32", "bfloat16"):
+            raise ConfigError(f"train.precision: expected one of 'float32', 'bfloat16', got "
+                              f"{self.precision!r}")
+        if self.remat not in ("none", "blocks"):
+            raise ConfigError(f"train.remat: expected one of 'none', 'blocks', got {self.remat!r}")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ConfigError(f"train.remat_policy: expected one of {', '.join(REMAT_POLICIES)}, "
+                              f"got {self.remat_policy!r}")
         if self.divergence_factor is not None and not self.divergence_factor > 1:
             raise ConfigError(f"train.divergence_factor: expected a float > 1 or null, got "
                               f"{self.divergence_factor}")
@@ -125,6 +144,12 @@ class TrainConfig:
                 raise ConfigError(f"train.mesh.{axis}: unknown mesh axis; valid axes: data, space")
             if not isinstance(size, int) or (size <= 0 and size != -1):
                 raise ConfigError(f"train.mesh.{axis}: expected a positive int or -1, got {size!r}")
+
+    @property
+    def memory_policy(self) -> MemoryPolicy:
+        """The `sciops.nn.MemoryPolicy` the training step traces the loss under."""
+        return MemoryPolicy(compute_dtype=None if self.precision == "float32" else self.precision,
+                            remat_policy=self.remat_policy if self.remat == "blocks" else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -197,7 +197,7 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
     if tc.progress and is_primary():
         callbacks.append(ProgressBar(tc.steps, start, config.name, monitor))
     callbacks += list(extra)
-    step_fn = _on_mesh(make_step(fam, config.model, setup.optimizer), mesh)
+    step_fn = _on_mesh(make_step(fam, config.model, setup.optimizer, tc.memory_policy), mesh)
     batches = _batches(bundle.train, config, mesh, start)
     try:
         state = run_loop(setup.state, step_fn, batches, start, tc.steps, callbacks)
@@ -265,7 +265,8 @@ def _start_run_folder(run_dir: pathlib.Path, config: Config, train: Dataset) -> 
     n = min(len(train), 4)
     tmp = run_dir / f".{SAMPLE_FILE}.tmp-{os.getpid()}"
     write_hdf5(tmp, train.take(np.arange(n)), {"note": "first training samples, used to "
-                                               "rebuild the model's shapes"})
+                                               "rebuild the model's shapes"},
+               field_attrs=train.field_attrs)  # units: for the CLI's metrics
     os.replace(tmp, run_dir / SAMPLE_FILE)
     record_run_info(run_dir)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(config),
@@ -306,7 +307,9 @@ def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     now = config_to_dict(config)
     # A run may resume with more steps, without a progress bar, or on another mesh.
-    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh"), ("train", "trackers")}
+    # (remat recomputes the same function: a run may resume with it switched)
+    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh"), ("train", "trackers"),
+              ("train", "remat"), ("train", "remat_policy")}
     diffs = []
     for section in set(saved) | set(now):
         a, b = saved.get(section), now.get(section)

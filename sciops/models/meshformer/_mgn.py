@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ...nn import MLP
+from ...nn import MLP, remat_block, to_compute
 from ._partition import is_partitioned, sharded_call
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
@@ -94,14 +94,23 @@ class MeshGraphNet(eqx.Module):
     def __call__(self, x: Float[_A, "nodes features"], edge_features: Float[_A, "edges efeat"],
                  senders: Int[_A, " edges"], receivers: Int[_A, " edges"],
                  mask: Bool[_A, " edges"]) -> Float[Array, "nodes out"]:
-        v = jax.vmap(self.node_encoder)(x)
-        e = jax.vmap(self.edge_encoder)(edge_features)
+        return self._run(x, edge_features, senders, receivers, mask)
+
+    def _run(self, x, edge_features, senders, receivers, mask, halo=None):
+        """`__call__`; with `halo` (a partition, `local_call`) every processor step runs on the
+        owned rows followed by the halo rows `halo(v)` and keeps the owned ones."""
+        n = x.shape[0]
+        # a training step's compute dtype (sciops.nn.MemoryPolicy)
+        v = jax.vmap(self.node_encoder)(to_compute(x))
+        e = jax.vmap(self.edge_encoder)(to_compute(edge_features))
         params, static = eqx.partition(self.processor, eqx.is_array)
 
         def body(carry, p):
             v, e = carry
             block = eqx.combine(p, static)
-            return block(v, e, senders, receivers, mask), None
+            rows = v if halo is None else jnp.concatenate([v, halo(v)])
+            rows, e = remat_block(block)(rows, e, senders, receivers, mask)
+            return (rows[:n], e), None
 
         (v, _), _ = jax.lax.scan(body, (v, e), params)
         return jax.vmap(self.decoder)(v)
@@ -130,16 +139,5 @@ class MeshGraphNet(eqx.Module):
         owned values before every processor step. Equals `__call__` on the whole mesh."""
         net, edge_norm = modules
         points, s, r, mask = data
-        n_own = x.shape[0]
         pts = jnp.concatenate([points, halo(points)])
-        v = jax.vmap(net.node_encoder)(x)
-        e = jax.vmap(net.edge_encoder)(edge_norm.encode(_edge_features(pts, s, r)))
-        params, static = eqx.partition(net.processor, eqx.is_array)
-
-        def body(carry, p):
-            v, e = carry
-            v_loc, e = eqx.combine(p, static)(jnp.concatenate([v, halo(v)]), e, s, r, mask)
-            return (v_loc[:n_own], e), None
-
-        (v, _), _ = jax.lax.scan(body, (v, e), params)
-        return jax.vmap(net.decoder)(v)
+        return net._run(x, edge_norm.encode(_edge_features(pts, s, r)), s, r, mask, halo)

@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ... import _random
-from ...nn import MLP
+from ...nn import MLP, remat_block, to_compute
 from ...nn._attention import EdgeAttention
 from ...nn._graph_partition import shared_segment_reduce
 from ._partition import is_partitioned, sharded_call
@@ -101,13 +101,26 @@ class MeshTransformer(eqx.Module):
         """`graphs[g] = (senders (edges_g,), receivers (edges_g,), mask (edges_g, heads))`, one
         per distinct layer connectivity (their edge counts differ); global tokens have indices
         ≥ nodes."""
+        return self._forward(x, graphs)
+
+    def _forward(self, x, graphs, halo=None):
+        """`__call__`; with `halo` (a partition, `local_call`) every block runs on the rows
+        ``[owned | halo(owned) | global]`` and keeps the owned and global ones, the global
+        tokens' softmax and messages reduced over the devices."""
         n = x.shape[0]
-        h = jax.vmap(self.encoder)(x)
-        if self.global_tokens is not None:
-            h = jnp.concatenate([h, self.global_tokens.astype(h.dtype)])
+        h = jax.vmap(self.encoder)(to_compute(x))  # a training step's compute dtype
+        glob = None if self.global_tokens is None else self.global_tokens.astype(h.dtype)
         for block, g in zip(self.blocks, self.layer_graph, strict=False):
-            h = block(h, *graphs[g])
-        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h[:n]))
+            rows = [h] if halo is None else [h, halo(h)]
+            first = sum(r.shape[0] for r in rows)
+            reduce = None if halo is None else shared_segment_reduce(first)
+            rows = rows + ([glob] if glob is not None else [])
+            # rematerialised under train.remat
+            out = remat_block(block)(jnp.concatenate(rows) if len(rows) > 1 else rows[0],
+                                     *graphs[g], segment_reduce=reduce)
+            h = out[:n]
+            glob = None if glob is None else out[first:]
+        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h))
 
     # The field that `sciops.models.meshformer.prepare` adds for this network.
     prepared_field = "graph0_senders"
@@ -130,14 +143,4 @@ class MeshTransformer(eqx.Module):
         edge lists over ``[owned | halo | global]`` rows, `halo(h)` fetches the halo rows of
         owned features before every block. The global tokens are replicated; their softmax and
         messages are reduced over the devices. Equals `__call__` on the whole mesh."""
-        n_own = x.shape[0]
-        h = jax.vmap(self.encoder)(x)
-        glob = None if self.global_tokens is None else self.global_tokens.astype(h.dtype)
-        for block, g in zip(self.blocks, self.layer_graph, strict=False):
-            rows = [h, halo(h)]
-            first = n_own + rows[1].shape[0]
-            out = block(jnp.concatenate(rows + ([glob] if glob is not None else [])),
-                        *graphs[g], segment_reduce=shared_segment_reduce(first))
-            h = out[:n_own]
-            glob = None if glob is None else out[first:]
-        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h))
+        return self._forward(x, graphs, halo)

@@ -217,15 +217,16 @@ def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 progress: bool = True) -> dict:
     """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
     trajectories (imported when a rollout is asked for, so the model layer does not load the
-    eval layer). A grid rollout starts after the model's first `history` frames and always
-    writes its animation: `start`, `inflow` and `animation` are mesh-simulator options and have
-    no effect here."""
+    eval layer). A grid rollout starts after the model's first `history` frames: `start` and
+    `inflow` are mesh-simulator options and have no effect here; `animation=False` skips the
+    GIF."""
     from ...eval._grid_rollout import rollout as rollout_grid
 
     return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
-                        out_dir=out_dir, progress=progress)
+                        out_dir=out_dir, progress=progress, animation=animation)
 
 
-FAMILIES = {"wavecnn": register_family(Family("wavecnn", WaveCNNConfig, build, loss, metrics,
-                                              plot, rollout=rollout_run))}
+FAMILIES = {"wavecnn": register_family(Family(
+    "wavecnn", WaveCNNConfig, build, loss, metrics, plot, rollout=rollout_run,
+    units={"l2": "1", "rollout_l2": "1", "rollout_l2_last": "1"}))}
 """The `wavecnn` family record, by name, as `sciops.models.family` finds it."""
