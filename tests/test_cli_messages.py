@@ -235,7 +235,8 @@ def test_fit_log_announces_a_new_folder_and_is_line_based_and_in_order(tmp_path)
     order = [log.index(s) for s in ("device mesh: ", "data: ",
                                     "tiny: 0/10 steps; the first step compiles",
                                     "tiny: 1/10 steps (10 %)", "tiny: 10/10 steps (100 %)",
-                                    "tiny eval test: 8/8 samples", "test: h1 = ",
+                                    "tiny eval test: 8/8 samples",
+                                    "tiny: drawing the figures", "test: h1 = ",
                                     "next:\n  sciops evaluate runs/tiny-1")]
     assert order == sorted(order), log
     assert "samples/s=" in log and "ETA " in log

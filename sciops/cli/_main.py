@@ -40,6 +40,9 @@ def _init_distributed(args) -> None:
 def _cmd_fit(args) -> int:
     from ..train import fit, free_run_directory, is_primary, load_config
 
+    if args.keys:  # before any device is touched
+        print(_config_keys(load_config(args.config, args.overrides)))
+        return 0
     _init_distributed(args)
     config = load_config(args.config, args.overrides)
     if args.no_progress:
@@ -63,6 +66,30 @@ def _cmd_fit(args) -> int:
                                       if "/" not in k))
     _print_next_steps(config, result.run_dir)
     return 0
+
+
+def _config_keys(config) -> str:
+    """`sciops fit CONFIG --keys`: every key of the run's config, from the config dataclasses'
+    field docs (the same text as the API reference): allowed values, unit, value, default."""
+    from .._config import from_dict
+    from ..models import family
+    from ..pde import problem
+    from ..train import DataConfig, OptimizerConfig, TrainConfig
+    from ._help import keys_help
+
+    sections = [("data", "data", DataConfig, config.data)]
+    if config.data.generate is not None:
+        gen = dict(config.data.generate)
+        prob = problem(str(gen.pop("problem")))
+        sections.append((f"data.generate (problem: {prob.name})", "data.generate", prob.config,
+                         from_dict(prob.config, gen, "data.generate")))
+    sections += [(f"model (family: {config.family})", "model", family(config.family).config,
+                  config.model),
+                 ("train", "train", TrainConfig, config.train),
+                 ("train.optimizer", "train.optimizer", OptimizerConfig, config.train.optimizer)]
+    return (f"name: {config.name!r}; seed: {config.seed}. Every key below can be set in the "
+            "YAML or on the command line as section.key=value (allowed values; unit; value in "
+            "this config, with the default where it differs).\n\n" + keys_help(sections))
 
 
 def _print_next_steps(config, run_dir: pathlib.Path) -> None:
@@ -348,14 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="train a model from a YAML config")
     f.add_argument("config", help="the experiment's YAML file, e.g. configs/darcy.yaml")
     f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
-                   "e.g. train.steps=20 (the keys and their units are documented in the config "
-                   "dataclasses: docs/api/)")
+                   "e.g. train.steps=20 (sciops fit CONFIG --keys lists every key with its "
+                   "allowed values, unit and default)")
     f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>, or the "
                    "first free runs/<name>-1, -2, ... when that holds a run, announced at the "
                    "start); an --out that holds a run is an error unless --resume")
     f.add_argument("--resume", action="store_true", help="continue the run in --out (default "
                    "runs/<name>) from its last checkpoint")
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.add_argument("--no-progress", action="store_true", help="no progress report (a bar on a "
+                   "terminal, lines in logs)")
+    f.add_argument("--keys", action="store_true", help="list every key of the config (data, "
+                   "data.generate, model, train, train.optimizer) with its allowed values, unit, "
+                   "value and default, then exit without training")
     d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
     d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
                    help="join a multi-process run (jax.distributed): one of auto (SLURM or MPI "
@@ -454,8 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--skin", type=float, default=1.0, metavar="ANGSTROM",
                    help="neighbour-list skin [Å] (default 1.0)")
     m.add_argument("--record-every", type=int, default=10, metavar="N",
-                   help="steps between recorded frames (default 10)")
-    m.add_argument("--seed", type=int, default=0, help="PRNG seed (velocities, noise)")
+                   help="time steps between recorded frames, an integer >= 1 (default 10)")
+    m.add_argument("--seed", type=int, default=0, metavar="INT",
+                   help="PRNG seed of the initial velocities and the Langevin noise, an integer "
+                   "(default 0)")
     m.add_argument("--out", metavar="FILE", help="extxyz trajectory to write (positions [Å], "
                    "velocities, potential_energy [eV], time_fs per frame)")
     m.set_defaults(func=_cmd_md)
@@ -476,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "rMD17, mesh series) as a sciops HDF5 data set with provenance")
     c.add_argument("source", help="the file (or mesh folder) to convert")
     c.add_argument("out", help="the .h5 file to write")
-    c.add_argument("--format", default="auto", help="the source format (default: from its "
-                   "first bytes)")
+    c.add_argument("--format", default="auto", help="the source format: auto (default: from "
+                   "its first bytes), sciops, hdf5, mat5, mat73, npz, npy, pt, ase, rmd17, or mesh "
+                   "(also meshgraphnets, graph-physics; a folder or an XDMF/PVD/VTU source is a "
+                   "mesh series anyway)")
     c.add_argument("--key", action="append", metavar="FIELD=KEY",
                    help="field name → the file's key, e.g. x=coeff or 'x=u[t=0:10]' (repeatable)")
     c.add_argument("--layout", action="append", metavar="FIELD=AXES",
@@ -486,9 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(an int or one per axis: 5 or 2,4)")
     c.add_argument("--units", action="append", metavar="QUANTITY=UNIT",
                    help="atoms: the file's units, e.g. energy=kcal/mol (repeatable)")
-    c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
-    c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
-    c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.add_argument("--meta", metavar="FILE", help="mesh: the meta JSON of a graph-physics H5 "
+                   "file")
+    c.add_argument("--split", default="train", metavar="SPLIT", help="mesh: the MeshGraphNets "
+                   "split to read, a name such as train, valid or test (default train)")
+    c.add_argument("--max-trajectories", type=int, metavar="N", help="mesh: convert only the "
+                   "first N trajectories, an integer >= 1 (default all)")
     c.add_argument("--field", action="append", metavar="NAME=SOURCE",
                    help="mesh: field mapping, repeatable: velocity=U, velocity=U[0,1], "
                    "velocity=vx,vy")

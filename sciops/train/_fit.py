@@ -215,6 +215,9 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
         checkpointer(state, tc.steps, {"metrics": final})
     if is_primary():
         write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
+        if tc.progress:  # seconds of matplotlib that would otherwise pass in silence
+            print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
+                  file=sys.stderr, flush=True)
         _plots(fam, config, local_copy(state.model), bundle, run_dir)
         for png in sorted(run_dir.glob("*.png")):
             trackers.log_image(png.stem, png, tc.steps)

@@ -39,18 +39,26 @@ CONVS = {
 class WaveCNNConfig:
     """The `model:` section of a `wavecnn` run.
 
-    - `conv`: the hidden convolutions: `full`, `cp` (CP rank `rank`), `separable` (each kernel a
-      sum of `rank` outer products of 1-D filters), `tucker` (Tucker-2, ranks `rank`),
-      `depthwise` (depthwise-separable, depth multiplier `rank`). `rank` is ignored for `full`.
-    - `width`, `depth`, `kernel_size`: channels, residual blocks, square kernel side.
-    - `history`: input frames $k$; `pushforward`: steps unrolled without gradient before the
-      trained step (Brandstetter et al., ICLR 2022); `noise`: std of Gaussian noise added to the
-      input frames, relative to the scale of the per-step second difference $s_a$
-      (Sanchez-Gonzalez et al., ICML 2020, scale their noise to the per-step change too).
-      The leapfrog skeleton $2u^n - u^{n-1}$ is only neutrally stable, so a learned mode with
-      gain above one grows geometrically in a rollout; noise of about one $s_a$ (not 0.1)
-      teaches the network to damp such modes (docs/wavecnn.md, "Rollout stability").
-    - `rollout_steps`: horizon of the `rollout_l2` metric (capped by the trajectory length).
+    **Fields:**
+
+    - `conv` [-]: the hidden convolutions: `full`, `cp` (CP rank `rank`), `separable` (each
+      kernel a sum of `rank` outer products of 1-D filters), `tucker` (Tucker-2, ranks
+      `rank`), `depthwise` (depthwise-separable, depth multiplier `rank`).
+    - `rank` [count]: the rank (or depth multiplier) of `conv`; ignored for `full`.
+    - `width` [channels]: channels of the hidden convolutions.
+    - `depth` [count]: residual blocks.
+    - `kernel_size` [cells]: square kernel side.
+    - `history` [frames]: input frames $k$.
+    - `pushforward` [steps]: steps unrolled without gradient before the trained step
+      (Brandstetter et al., ICLR 2022).
+    - `noise` [1]: std of Gaussian noise added to the input frames, relative to the scale of
+      the per-step second difference $s_a$ (Sanchez-Gonzalez et al., ICML 2020, scale their
+      noise to the per-step change too). The leapfrog skeleton $2u^n - u^{n-1}$ is only
+      neutrally stable, so a learned mode with gain above one grows geometrically in a
+      rollout; noise of about one $s_a$ (not 0.1) teaches the network to damp such modes
+      (docs/wavecnn.md, "Rollout stability").
+    - `rollout_steps` [steps]: horizon of the `rollout_l2` metric (capped by the trajectory
+      length).
     """
 
     conv: Literal["full", "cp", "separable", "tucker", "depthwise"] = "full"
