@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from ..._errors import ConfigError
 from ...nn._graph import Neighbourhood
@@ -22,6 +23,8 @@ def _check_common(c) -> None:
         raise ConfigError(f"model.loss_node_types: node types are 0..8, got {list(c.loss_node_types)}")
     if not c.output_loss_weight >= 0:
         raise ConfigError(f"model.output_loss_weight: must be >= 0, got {c.output_loss_weight}")
+    if c.partition not in ("rcb", "metis"):
+        raise ConfigError(f"model.partition: expected 'rcb' or 'metis', got {c.partition!r}")
     if c.edge_multiple < 1:
         raise ConfigError(f"model.edge_multiple: must be >= 1, got {c.edge_multiple}")
 
@@ -61,6 +64,8 @@ class MeshTransformerConfig:
       bucket).
     - `graph_seed` [-]: seed of the random extra edges.
     - `eval_rollout_steps` [steps]: length of the rollout scored by `metrics` during training.
+    - `partition` [-]: how a run whose mesh has a ``space`` axis splits each mesh over its
+      devices: ``"rcb"`` (recursive coordinate bisection) or ``"metis"`` (pymetis).
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
@@ -81,6 +86,7 @@ class MeshTransformerConfig:
     edge_multiple: int = 1024
     graph_seed: int = 0
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)
@@ -140,6 +146,7 @@ class MeshGraphNetConfig:
     - `edge_multiple` [edges]: edge lists are padded to a multiple of this (one compile per
       bucket).
     - `eval_rollout_steps` [steps]: length of the rollout scored by `metrics` during training.
+    - `partition` [-]: as `MeshTransformerConfig`.
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
@@ -152,6 +159,7 @@ class MeshGraphNetConfig:
     mlp_depth: int = 2
     edge_multiple: int = 1024
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)
