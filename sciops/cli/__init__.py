@@ -12,4 +12,16 @@ def main(argv=None) -> int:
 
 
 def _entry() -> None:  # pragma: no cover - the console script
-    sys.exit(main())
+    import os
+
+    # a line at a time: in a log file (CI, SLURM) stdout's lines stay in order with the
+    # progress lines on stderr
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `sciops generate darcy --help | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)

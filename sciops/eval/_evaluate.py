@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from .._errors import DataError
+from .._progress import Progress
 from ..train import (
     DataConfig,
     Run,
@@ -66,7 +67,7 @@ def _checked(run: Run, path: str):
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: list[str] | None = None,
-                 plots: bool = True) -> dict[str, dict[str, float]]:
+                 plots: bool = True, progress: bool = False) -> dict[str, dict[str, float]]:
     """Per-test-set mean metrics of a run's last checkpoint.
 
     **Arguments:**
@@ -75,6 +76,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: list[str] | None = None,
     - `data`: data files to evaluate on instead of the run's own test sets (each named by its
       file stem), read with the run's `data` reader options and checked against its model.
     - `plots`: write ``prediction_<set>.png`` comparison figures in the run folder.
+    - `progress`: report each set's progress on stderr (a bar on a terminal, lines in logs).
 
     **Returns:** ``{test_set: {metric: value}}``.
 
@@ -97,8 +99,14 @@ def evaluate_run(run_dir: str | os.PathLike, data: list[str] | None = None,
     mesh = make_mesh({"data": 1})
     out = {}
     for name, ds in sets.items():
-        out[name] = evaluate_dataset(run.family, cfg.model, run.model, ds,
-                                     cfg.train.eval_batch_size, mesh)
+        bar = Progress(len(ds), f"evaluate {name}", unit="sample") if progress else None
+        try:
+            out[name] = evaluate_dataset(run.family, cfg.model, run.model, ds,
+                                         cfg.train.eval_batch_size, mesh,
+                                         on_batch=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
         if plots and run.family.plot is not None:
             batch = ds.take(np.arange(min(len(ds), 4)))
             run.family.plot(cfg.model, run.model, batch,

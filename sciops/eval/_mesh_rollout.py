@@ -316,9 +316,9 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=sum(p[1].n_times - 1 + p[4] for p in plans), desc="rollout",
-                   unit="step")
+        from .._progress import progress as _progress
+        bar = _progress(total=sum(p[1].n_times - 1 + p[4] for p in plans), desc="rollout",
+                        unit="step")
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))

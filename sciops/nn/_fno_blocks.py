@@ -28,6 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _random
 from ._grid import ChannelLinear, ChannelMLP
+from ._precision import at_least_float32
 
 __all__ = ["AbstractSkip", "LinearSkip", "SoftGating", "IdentitySkip", "AbstractNorm",
            "InstanceNorm", "GroupNorm", "FNOBlocks"]
@@ -113,18 +114,19 @@ class AbstractNorm(eqx.Module):
 def _group_normalize_batched(v, groups: int, eps: float, scale, shift):
     """`_group_normalize` of every field of a `(*spatial, batch, C)` array."""
     n_space = v.ndim - 2
-    g = v.reshape(*v.shape[:-1], groups, -1)
+    g = at_least_float32(v).reshape(*v.shape[:-1], groups, -1)  # statistics in float32
     axes = (*range(n_space), g.ndim - 1)
     mean = g.mean(axis=axes, keepdims=True)
     var = g.var(axis=axes, keepdims=True)
-    return ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(v.shape) * scale + shift
+    g = ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(v.shape).astype(v.dtype)
+    return g * scale + shift
 
 
 def _group_normalize(v, groups: int, eps: float, scale, shift):
-    g = v.reshape(groups, -1)
+    g = at_least_float32(v).reshape(groups, -1)  # statistics in float32
     mean = g.mean(axis=1, keepdims=True)
     var = g.var(axis=1, keepdims=True)
-    g = ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(v.shape)
+    g = ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(v.shape).astype(v.dtype)
     shape = (-1,) + (1,) * (v.ndim - 1)
     return g * scale.reshape(shape) + shift.reshape(shape)
 

@@ -8,6 +8,8 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._precision import remat_block
+
 __all__ = ["MLP"]
 
 
@@ -38,10 +40,19 @@ class MLP(eqx.Module):
         self.norm = eqx.nn.LayerNorm(out_size, dtype=dtype) if layer_norm else None
         self.activation = activation
 
-    def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
+    def __call__(self, x: Float[Array, " in_size"], *, remat_layers: bool = False
+                 ) -> Float[Array, " out_size"]:
+        """The MLP on one feature vector; with `remat_layers` each hidden layer is one block
+        for `sciops.nn.remat_block` (for an MLP that is itself a model's stack of blocks)."""
+        hidden = remat_block(_hidden_layer) if remat_layers else _hidden_layer
         for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
+            x = hidden(layer, self.activation, x)
         x = self.layers[-1](x)
         if self.norm is not None:
             x = self.norm(x)
         return x
+
+
+def _hidden_layer(layer: eqx.nn.Linear, activation: Callable[[Array], Array],
+                  x: Float[Array, " in_size"]) -> Float[Array, " width"]:
+    return activation(layer(x))

@@ -32,6 +32,7 @@ from jaxtyping import Array, Complex, Float, Int, PRNGKeyArray
 
 from .. import _random
 from .._errors import ConfigError
+from ._precision import at_least_float32
 
 __all__ = [
     "AbstractSpectralWeight",
@@ -244,7 +245,7 @@ def spectral_conv(x: Float[Array, "channels *spatial"], weight: AbstractSpectral
         # the field is split into row slabs over the mesh axis `space`: slab FFT, no gather
         return sharded_spectral_conv(x, weight, layer, n_modes)
     axes = tuple(range(1, 1 + len(spatial)))
-    x_ft = jnp.fft.rfftn(x, axes=axes)
+    x_ft = jnp.fft.rfftn(at_least_float32(x), axes=axes)  # jnp.fft has no bfloat16
     y_modes = weight.contract(gather_modes(x_ft, n_modes), layer)
     freq_shape = (*spatial[:-1], spatial[-1] // 2 + 1)
     y_ft = scatter_modes(y_modes, n_modes, freq_shape)
@@ -409,5 +410,7 @@ def spectral_conv_batched(v: Float[Array, "*spatial batch channels"],
     d = len(n_modes)
     spatial = v.shape[:d]
     check_modes(n_modes, spatial)
-    z = truncated_dft(v, n_modes)
-    return inverse_truncated_dft(weight.contract_batched(z, layer), spatial, n_modes)
+    # the transforms sum over whole grid axes: float32 at least (a bfloat16 step casts back)
+    z = truncated_dft(at_least_float32(v), n_modes)
+    return inverse_truncated_dft(weight.contract_batched(z, layer), spatial,
+                                 n_modes).astype(v.dtype)

@@ -194,9 +194,10 @@ def generate(config: AtomsConfig, path, *, progress: bool = True) -> None:
         structures, temps, kinetic = [], [], []
         items = list(zip(config.temperatures, counts, strict=True))
         if progress:
-            from tqdm.auto import tqdm
+            from .._progress import progress as _progress
 
-            items = tqdm(items, desc=f"atoms {config.potential} {config.element} MD", unit="T")
+            items = _progress(items, desc=f"atoms {config.potential} {config.element} MD",
+                              unit="temperature")
         for temperature, n in items:
             s, k = sample_md(config, float(temperature), int(n), rng)
             structures += s

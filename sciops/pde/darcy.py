@@ -219,10 +219,10 @@ def generate(config: DarcyConfig, path, *, progress: bool = True) -> None:
     y = np.empty((config.n_samples, 1, n, n), np.float32)
     indices = range(config.n_samples)
     if progress:
-        from tqdm.auto import tqdm
+        from .._progress import progress as _progress
 
-        indices = tqdm(indices, desc=f"darcy {n}x{n} (solved at {config.solve_resolution or n})",
-                       unit="sample")
+        indices = _progress(indices, unit="sample",
+                            desc=f"darcy {n}x{n} (solved at {config.solve_resolution or n})")
     start = time.perf_counter()
     for i in indices:
         a, u = sample(config, i)

@@ -195,7 +195,8 @@ def _inputs(config: DarcyMaskedConfig, field: np.ndarray):
     return np.ones_like(field), np.where(field >= 0, 12.0, 3.0)
 
 
-def _solve_samples(config: DarcyMaskedConfig, field, geometry, refine: int) -> np.ndarray:
+def _solve_samples(config: DarcyMaskedConfig, field, geometry, refine: int,
+                   progress: bool = False) -> np.ndarray:
     """Solutions at the stored nodes, solved on the grid `refine` times finer."""
     n = (config.resolution - 1) * refine + 1
     shapes = [SHAPES[g] for g in config.geometries]
@@ -204,7 +205,13 @@ def _solve_samples(config: DarcyMaskedConfig, field, geometry, refine: int) -> n
     fractions = [cut_fractions(s, n, m) if fitted else None for s, m in zip(shapes, masks,
                                                                              strict=True)]
     out = []
-    for i, gi in enumerate(geometry):
+    samples = enumerate(geometry)
+    if progress:
+        from .._progress import progress as _progress
+
+        samples = _progress(samples, total=len(geometry), desc="darcy_masked", unit="sample",
+                            skip=0)
+    for i, gi in samples:
         f, a = _inputs(config, refine_bilinear(field[i], refine))
         out.append(solve(a, f, masks[gi], fractions=fractions[gi])[::refine, ::refine])
     return np.stack(out)
@@ -230,14 +237,16 @@ def discretisation(config: DarcyMaskedConfig) -> dict:
             "stored_every": config.refine, "solver_tolerance": "direct sparse LU (SuperLU)"}
 
 
-def generate_arrays(config: DarcyMaskedConfig) -> dict[str, np.ndarray]:
-    """Solve every sample of `config`; returns the arrays that `generate` writes."""
+def generate_arrays(config: DarcyMaskedConfig, *, progress: bool = False
+                    ) -> dict[str, np.ndarray]:
+    """Solve every sample of `config` (reporting progress on stderr with `progress`); returns
+    the arrays that `generate` writes."""
     n = config.resolution
     field, geometry = _draw(config, config.n_samples)
     f, a = _inputs(config, field)
     masks = np.stack([grid_mask(SHAPES[g], n) for g in config.geometries])
     mask = masks[geometry]
-    u = _solve_samples(config, field, geometry, config.refine)
+    u = _solve_samples(config, field, geometry, config.refine, progress)
     m = mask.astype(np.float32)[:, None]
     return {"f": (f[:, None] * m).astype(np.float32), "a": (a[:, None] * m).astype(np.float32),
             "mask": m, "u": u[:, None].astype(np.float32), "geometry": geometry.astype(np.int32)}
@@ -256,7 +265,7 @@ def generate(config: DarcyMaskedConfig, path, *, progress: bool = True) -> None:
         print(f"darcy_masked: solving {config.n_samples} samples at {config.resolution}^2",
               flush=True)
     start = time.perf_counter()
-    arrays = generate_arrays(config)
+    arrays = generate_arrays(config, progress=progress)
     seconds = time.perf_counter() - start
     check = None if config.convergence_samples == 0 else self_convergence(
         config, config.convergence_samples)

@@ -252,13 +252,16 @@ def _solve_samples(config: FisherConfig, u0: np.ndarray, coeffs: np.ndarray,
     """``u`` (samples, n_t, n_x) at the output points from fine-grid initial conditions."""
     parts = []
     size = 256
-    for s in range(0, len(u0), size):
+    starts = range(0, len(u0), size)
+    if progress:
+        from .._progress import progress as _progress
+
+        starts = _progress(starts, desc=f"fisher ({size} samples per batch)", unit="batch")
+    for s in starts:
         sol = solve(u0[s:s + size], coeffs[s:s + size], length=config.length,
                     t_final=config.t_final, n_steps=config.steps_per_output * (config.n_t - 1),
                     diffusivity=config.diffusivity, save_every=config.steps_per_output)
         parts.append(sol[:, :, ::config.refine])
-        if progress:
-            print(f"fisher: {min(s + size, len(u0))}/{len(u0)} samples", flush=True)
     return np.concatenate(parts)
 
 

@@ -467,8 +467,9 @@ def run_tasks(fn, tasks: list, workers: int, desc: str, progress: bool
     workers = _workers(workers, len(tasks))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(tasks), desc=f"{desc} ({workers} processes)", unit="trajectory")
+        from .._progress import progress as _progress
+        bar = _progress(total=len(tasks), desc=f"{desc} ({workers} processes)",
+                        unit="trajectory")
     start = time.perf_counter()
     results = []
     if workers == 1:
@@ -607,8 +608,8 @@ def generate_transport(config: TransportConfig, path: str | os.PathLike, *,
     trajectories, params = [], []
     iterator = range(c.n_trajectories)
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="transport", unit="trajectory")
+        from .._progress import progress as _progress
+        iterator = _progress(iterator, desc="transport", unit="trajectory")
     for i in iterator:
         pts, tri = square_mesh(c.h, seed=c.seed * 1000 + i)
         radius, angle = rng.uniform(0.1, 0.25), rng.uniform(0, 2 * np.pi)

@@ -198,8 +198,8 @@ def _designs(config: HeatConfig, rng: np.random.Generator) -> np.ndarray:
     return designs
 
 
-def _solve_designs(config: HeatConfig, designs: np.ndarray, refine: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _solve_designs(config: HeatConfig, designs: np.ndarray, refine: int,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Masks and temperatures at the stored nodes, solved on the grid `refine` times finer."""
     n, nz = (config.resolution - 1) * refine + 1, (config.n_z - 1) * refine + 1
     h = 1.0 / (n - 1)
@@ -207,7 +207,12 @@ def _solve_designs(config: HeatConfig, designs: np.ndarray, refine: int
     z = np.linspace(0.0, config.thickness, nz)
     q = np.broadcast_to((config.source * (1 + z / config.thickness))[:, None, None], (nz, n, n))
     masks, temps = [], []
-    for d in designs:
+    items = designs
+    if progress:
+        from .._progress import progress as _progress
+
+        items = _progress(designs, desc="heat3d", unit="design", skip=0)
+    for d in items:
         holes = [tuple(row[1:]) for row in d if row[0] > 0]
         mask = plate_mask(holes, n, nz)
         fractions = plate_fractions(holes, n, nz) if config.boundary == "fitted" else None
@@ -236,11 +241,12 @@ def discretisation(config: HeatConfig) -> dict:
             "stored_every": config.refine, "solver_tolerance": "direct sparse LU (SuperLU)"}
 
 
-def generate_arrays(config: HeatConfig) -> dict[str, np.ndarray]:
-    """Solve every design of `config`; returns the arrays that `generate` writes."""
+def generate_arrays(config: HeatConfig, *, progress: bool = False) -> dict[str, np.ndarray]:
+    """Solve every design of `config` (reporting progress on stderr with `progress`); returns
+    the arrays that `generate` writes."""
     rng = np.random.default_rng(config.seed)
     designs = _designs(config, rng)
-    masks, temps = _solve_designs(config, designs, config.refine)
+    masks, temps = _solve_designs(config, designs, config.refine, progress)
     return {"design": designs.reshape(config.n_samples, -1).astype(np.float32),
             "mask": masks[:, None].astype(np.float32),
             "u": temps[:, None].astype(np.float32),
@@ -259,7 +265,7 @@ def generate(config: HeatConfig, path, *, progress: bool = True) -> None:
         print(f"heat3d: solving {config.n_samples} designs on {config.n_z}x{config.resolution}^2",
               flush=True)
     start = time.perf_counter()
-    arrays = generate_arrays(config)
+    arrays = generate_arrays(config, progress=progress)
     seconds = time.perf_counter() - start
     check = self_convergence(config, config.convergence_samples) \
         if config.convergence_samples else None

@@ -304,10 +304,10 @@ def generate_arrays(config: NavierStokesConfig, *, progress: bool = False
     With `input_steps` $k > 0$, `x` is `w[:, :k]` and `y` is `w[:, k:]`."""
     chunks = range(0, config.n_samples, config.batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from .._progress import progress as _progress
 
-        chunks = tqdm(chunks, desc=f"navier_stokes {config.resolution}^2 nu={config.viscosity}",
-                      unit="batch")
+        chunks = _progress(chunks, unit="batch",
+                           desc=f"navier_stokes {config.resolution}^2 nu={config.viscosity}")
     traj = np.concatenate([
         _trajectories(config, i, min(config.batch_size, config.n_samples - i)) for i in chunks])
     if not np.all(np.isfinite(traj)):

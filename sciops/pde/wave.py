@@ -369,8 +369,8 @@ def _simulate(config: WaveConfig, cs, sources, refine: int, progress: bool = Fal
     us = []
     starts = range(0, len(cs), chunk)
     if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc=f"wave (solved at {refine}x)", unit="chunk")
+        from .._progress import progress as _progress
+        starts = _progress(starts, desc=f"wave (solved at {refine}x)", unit="chunk")
     for i in starts:
         c = np.stack([refine_bilinear(a, refine) for a in cs[i:i + chunk]])
         shape = np.stack([_source_shape(cfg, s, pad, refine) for s in sources[i:i + chunk]])

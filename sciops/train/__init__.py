@@ -32,7 +32,9 @@ from ._run import RunResult as RunResult
 from ._run import load_run as load_run
 from ._run_folder import RunLock as RunLock
 from ._run_folder import check_run_name as check_run_name
+from ._run_folder import free_run_directory as free_run_directory
 from ._run_folder import run_info as run_info
 from ._state import StepOutput as StepOutput
 from ._state import TrainState as TrainState
+from ._state import make_loss as make_loss
 from ._state import make_step as make_step

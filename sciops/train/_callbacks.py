@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -72,7 +71,8 @@ class Monitor(Callback):
     - `log`: the metrics log.
     - `every`: the steps at which to check and log (log, evaluation and checkpoint intervals).
     - `last`: the final step (always checked).
-    - `batch_size`: global batch size (for the samples/s figure).
+    - `batch_size`: global batch size (for the samples/s figure, timed from the end of the
+      first step on: the first step compiles).
     - `divergence_factor`: a loss above this many times its running minimum (when that is
       positive) stops the run; `None` disables the check.
     - `loss_min`: the running minimum so far (from the checkpoint when resuming).
@@ -86,6 +86,7 @@ class Monitor(Callback):
         self.batch_size, self.factor, self.loss_min = batch_size, divergence_factor, loss_min
         self.good, self.good_step, self.good_min = state, start, loss_min
         self.pending: list[tuple[int, StepOutput]] = []
+        self.start = start
         self.t_last, self.step_last = time.perf_counter(), start
         self.postfix: dict[str, str] = {}
 
@@ -93,6 +94,8 @@ class Monitor(Callback):
         self.pending.append((step, out))
         if step == self.last or any(step % e == 0 for e in self.every):
             self._check_and_log(step, state)
+        if step == self.start + 1:  # the first step compiled: time the speed from here on
+            self.t_last, self.step_last = time.perf_counter(), step
 
     def _check(self, records: list[tuple[int, float, dict, bool]]) -> None:
         for s, loss, _aux, fin in records:
@@ -119,23 +122,37 @@ class Monitor(Callback):
         aux = {k: float(np.mean([r[2][k] for r in records])) for k in records[-1][2]}
         self.log.write({"step": records[-1][0], "split": "train", "loss": loss, **aux,
                         "samples_per_s": rate})
-        self.postfix = {"loss": f"{loss:.4g}", "samples_s": f"{rate:.0f}"}
+        # three significant digits below 100: a mesh model's 0.4 samples/s is not "0"
+        self.postfix = {"loss": f"{loss:.4g}",
+                        "samples/s": f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"}
         self.good, self.good_step, self.good_min = state, step, self.loss_min
 
 
 class Evaluator(Callback):
     """Evaluates on `sets` every `every` steps (not at the last step: `fit` evaluates then).
 
-    `evaluate(model, name, dataset) -> {metric: mean}`; each result is logged with its step.
+    `evaluate(model, dataset, on_batch) -> {metric: mean}` calls ``on_batch(n)`` after each
+    batch of `n` samples; each result is logged with its step. With `progress`, each set's
+    evaluation reports its progress on stderr (`sciops._progress.Progress`).
     """
 
-    def __init__(self, evaluate: Callable, sets: dict, every: int, last: int, log: MetricsLog):
+    def __init__(self, evaluate: Callable, sets: dict, every: int, last: int, log: MetricsLog,
+                 progress: bool = False, desc: str = "eval"):
         self.evaluate, self.sets, self.every, self.last, self.log = evaluate, sets, every, last, log
+        self.progress, self.desc = progress, desc
 
     def __call__(self, step: int, model: Any, sets: dict | None = None) -> dict:
+        from .._progress import Progress
+
         results = {}
         for name, ds in (self.sets if sets is None else sets).items():
-            results[name] = self.evaluate(model, ds)
+            bar = Progress(len(ds), f"{self.desc} {name}", unit="sample",
+                                leave=False) if self.progress else None
+            try:
+                results[name] = self.evaluate(model, ds, None if bar is None else bar.update)
+            finally:
+                if bar is not None:
+                    bar.close()
             self.log.write({"step": step, "split": name, **results[name]})
         return results
 
@@ -166,22 +183,24 @@ class Checkpointer(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar on stderr (process 0 only) showing the monitor's last loss and speed."""
+    """The training loop's progress on stderr (process 0 only): a bar on a terminal, a line
+    every tenth of the run in logs (see `sciops._progress.Progress`), with the monitor's last
+    loss and speed and an ETA timed from the steps after the first (which compiles)."""
 
-    def __init__(self, total: int, initial: int, desc: str, monitor: Monitor):
-        from tqdm.auto import tqdm
+    def __init__(self, total: int, initial: int, desc: str, monitor: Monitor, **options):
+        from .._progress import Progress
 
         self.monitor = monitor
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
-                        mininterval=0.5, file=sys.stderr, desc=desc)
+        self.progress = Progress(total, desc, unit="step", initial=initial, skip=1,
+                                 note="the first step compiles", **options)
 
     def on_step(self, step, state, out):
-        self.bar.update(1)
         if self.monitor.postfix:
-            self.bar.set_postfix(self.monitor.postfix, refresh=False)
+            self.progress.set_info(**self.monitor.postfix)
+        self.progress.update(1)
 
     def close(self):
-        self.bar.close()
+        self.progress.close()
 
 
 def run_loop(state: TrainState, step_fn: Callable, batches: Iterable, start: int, steps: int,

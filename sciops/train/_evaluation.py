@@ -18,7 +18,7 @@ import numpy as np
 from .._errors import TrainingError
 from ..data import Dataset, shard_batch
 from ..models import Family
-from ._distributed import gather, process_slice
+from ._distributed import gather, global_batch, process_slice, rows_split_over_processes
 from ._mesh import field_shardings
 
 __all__ = ["evaluate_dataset"]
@@ -44,8 +44,8 @@ def _check(name: str, key: str, values: np.ndarray, first: int) -> np.ndarray:
 
 
 def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dataset,
-                     batch_size: int, mesh=None, metrics_fn: Callable | None = None
-                     ) -> dict[str, float]:
+                     batch_size: int, mesh=None, metrics_fn: Callable | None = None,
+                     on_batch: Callable[[int], None] | None = None) -> dict[str, float]:
     """The mean of the family's per-sample metrics over every sample of `dataset`.
 
     **Arguments:**
@@ -55,6 +55,8 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
     - `batch_size`: samples per evaluation batch (rounded to the mesh's `data` axis).
     - `mesh`: the device mesh batches are sharded over (default: one device).
     - `metrics_fn`: a jitted ``(model, batch) -> metrics`` to reuse (default: made here).
+    - `on_batch`: called with the number of samples of each batch once it is evaluated (a
+      progress report).
 
     **Returns:** ``{metric: mean}``.
 
@@ -68,13 +70,16 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
         batch_size = max(n_data, (batch_size // n_data) * n_data)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
-    rows, first = process_slice(batch_size), 0
+    # processes that share rows (a `space` axis across processes) each hold the whole batch
+    whole = mesh is not None and not rows_split_over_processes(mesh)
+    rows, first = (slice(None) if whole or mesh is None else process_slice(batch_size)), 0
     for batch in dataset.batches(batch_size, seed=None, drop_last=False):
         batch, n = _pad_batch(batch, batch_size)
         if mesh is not None:
             local = {k: v[rows] for k, v in batch.items()}
-            batch = shard_batch(local, field_shardings(mesh, {k: (batch_size, *v.shape[1:])
-                                                               for k, v in local.items()}))
+            shardings = field_shardings(mesh, {k: (batch_size, *v.shape[1:])
+                                               for k, v in local.items()})
+            batch = global_batch(local, shardings) if whole else shard_batch(local, shardings)
             with jax.set_mesh(mesh):
                 out = gather(metrics_fn(model, batch))
         else:
@@ -85,4 +90,6 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
             sums[k] = sums.get(k, 0.0) + float(v[ok].sum())
             counts[k] = counts.get(k, 0) + int(ok.sum())
         first += n
+        if on_batch is not None:
+            on_batch(n)
     return {k: sums[k] / counts[k] for k in sums if counts[k]}

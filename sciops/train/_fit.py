@@ -31,6 +31,7 @@ from ..data import Dataset, shard_batch, write_hdf5
 from ..models import Family
 from ..models import family as get_family
 from ..track import open_trackers
+from ._announce import data_line, mesh_line, run_folder_line
 from ._callbacks import (
     Callback,
     Checkpointer,
@@ -43,7 +44,14 @@ from ._callbacks import (
 from ._checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from ._config import Config, config_to_dict
 from ._data import DataBundle, ensure_generated, prepare_data
-from ._distributed import barrier, is_primary, local_copy, process_slice
+from ._distributed import (
+    barrier,
+    global_batch,
+    is_primary,
+    local_copy,
+    process_slice,
+    rows_split_over_processes,
+)
 from ._evaluation import evaluate_dataset
 from ._mesh import field_shardings, make_mesh, replicated
 from ._optimizer import make_optimizer
@@ -109,6 +117,9 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
         if getattr(tc, k) % mesh.shape["data"]:
             raise ConfigError(f"train.{k}: {getattr(tc, k)} is not divisible by the "
                               f"{mesh.shape['data']} devices of the mesh axis 'data'")
+    if is_primary():  # before the data and the first (compiling) step
+        print(run_folder_line(run_dir, resume), mesh_line(mesh, tc.batch_size), sep="\n",
+              flush=True)
     # One process generates a missing data set, the others wait for it, then all read it.
     # (Decided by the config alone, so every process takes the same branch to the barrier.)
     if config.data.generate is not None:
@@ -116,6 +127,8 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
             ensure_generated(config.data, progress=tc.progress)
         barrier("data-set")
     bundle = prepare_data(config.data, progress=tc.progress)
+    if is_primary():
+        print(data_line(config.data.path, bundle.train, bundle.val, bundle.tests), flush=True)
     if len(bundle.train) < tc.batch_size:
         raise DataError(f"data: the training split has {len(bundle.train)} samples, fewer than "
                         f"train.batch_size = {tc.batch_size}")
@@ -141,6 +154,11 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
             train=fam.prepare(config.model, bundle.train),
             val=None if bundle.val is None else fam.prepare(config.model, bundle.val),
             tests={k: fam.prepare(config.model, v) for k, v in bundle.tests.items()})
+    if mesh.shape.get("space", 1) > 1 and fam.partition is not None:
+        # one mesh over the devices of `space`: the training split in the partitioned layout
+        # (evaluation runs on the whole meshes, replicated over `space`)
+        bundle = dataclasses.replace(bundle, train=fam.partition(config.model, bundle.train,
+                                                                 mesh.shape["space"]))
     rep = replicated(mesh)
     state = jax.tree.map(lambda x: jax.device_put(x, rep) if eqx.is_array(x) else x, state)
     return _Setup(mesh=mesh, bundle=bundle, state=state, header=header, optimizer=optimizer)
@@ -159,10 +177,11 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
     log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None, trackers)
     metrics_fn = eqx.filter_jit(lambda m, b: fam.metrics(config.model, m, b))
     evaluator = Evaluator(
-        lambda model, ds: evaluate_dataset(fam, config.model, model, ds, tc.eval_batch_size,
-                                           mesh, metrics_fn),
+        lambda model, ds, on_batch: evaluate_dataset(fam, config.model, model, ds,
+                                                     tc.eval_batch_size, mesh, metrics_fn,
+                                                     on_batch),
         {"val": bundle.val} if bundle.val is not None else bundle.tests, tc.eval_every,
-        tc.steps, log)
+        tc.steps, log, progress=tc.progress and is_primary(), desc=f"{config.name} eval")
     monitor = Monitor(log, (tc.log_every, tc.eval_every, tc.checkpoint_every), tc.steps,
                       tc.batch_size, tc.divergence_factor,
                       setup.header.get("loss_min", math.inf), setup.state, start)
@@ -178,7 +197,7 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
     if tc.progress and is_primary():
         callbacks.append(ProgressBar(tc.steps, start, config.name, monitor))
     callbacks += list(extra)
-    step_fn = _on_mesh(make_step(fam, config.model, setup.optimizer), mesh)
+    step_fn = _on_mesh(make_step(fam, config.model, setup.optimizer, tc.memory_policy), mesh)
     batches = _batches(bundle.train, config, mesh, start)
     try:
         state = run_loop(setup.state, step_fn, batches, start, tc.steps, callbacks)
@@ -196,6 +215,9 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
         checkpointer(state, tc.steps, {"metrics": final})
     if is_primary():
         write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
+        if tc.progress:  # seconds of matplotlib that would otherwise pass in silence
+            print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
+                  file=sys.stderr, flush=True)
         _plots(fam, config, local_copy(state.model), bundle, run_dir)
         for png in sorted(run_dir.glob("*.png")):
             trackers.log_image(png.stem, png, tc.steps)
@@ -219,15 +241,24 @@ def _on_mesh(step_fn, mesh):
 def _batches(train: Dataset, config: Config, mesh, step: int):
     """The global batches from `step` on (fixed by seed, epoch), this process's rows, sharded."""
     tc = config.train
-    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()})
-    rows = process_slice(tc.batch_size)
+    space_axes = {k: int(a["space_axis"]) for k, a in train.field_attrs.items()
+                  if "space_axis" in a}
+    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()},
+                               space_axes)
+    # when processes share rows (a mesh partitioned over the devices of several processes),
+    # every process reads the whole batch and places the blocks of its own devices
+    whole = not rows_split_over_processes(mesh)
+    rows = slice(None) if whole else process_slice(tc.batch_size)
     per_epoch = len(train) // tc.batch_size
     epoch, pos = divmod(step, per_epoch)
     while True:
         order = train.epoch_order(config.seed, epoch)
         for b in range(pos, per_epoch):
             idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rows]
-            yield shard_batch(train.take(idx), sharding)
+            if whole:
+                yield global_batch(train.take(idx), sharding)
+            else:
+                yield shard_batch(train.take(idx), sharding)
         epoch, pos = epoch + 1, 0
 
 
@@ -237,7 +268,8 @@ def _start_run_folder(run_dir: pathlib.Path, config: Config, train: Dataset) -> 
     n = min(len(train), 4)
     tmp = run_dir / f".{SAMPLE_FILE}.tmp-{os.getpid()}"
     write_hdf5(tmp, train.take(np.arange(n)), {"note": "first training samples, used to "
-                                               "rebuild the model's shapes"})
+                                               "rebuild the model's shapes"},
+               field_attrs=train.field_attrs)  # units: for the CLI's metrics
     os.replace(tmp, run_dir / SAMPLE_FILE)
     record_run_info(run_dir)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(config),
@@ -278,7 +310,9 @@ def _check_same_config(run_dir: pathlib.Path, config: Config) -> None:
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     now = config_to_dict(config)
     # A run may resume with more steps, without a progress bar, or on another mesh.
-    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh"), ("train", "trackers")}
+    # (remat recomputes the same function: a run may resume with it switched)
+    ignore = {("train", "steps"), ("train", "progress"), ("train", "mesh"), ("train", "trackers"),
+              ("train", "remat"), ("train", "remat_policy")}
     diffs = []
     for section in set(saved) | set(now):
         a, b = saved.get(section), now.get(section)

@@ -20,8 +20,8 @@ from typing import Any
 
 from .._errors import ConfigError
 
-__all__ = ["RunLock", "run_directory", "check_run_name", "write_atomic", "record_run_info",
-           "run_info"]
+__all__ = ["RunLock", "run_directory", "free_run_directory", "check_run_name", "write_atomic",
+           "record_run_info", "run_info"]
 
 _RUN_INFO = "run.json"
 _NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
@@ -58,6 +58,20 @@ def run_directory(name: str, out: str | os.PathLike | None, resume: bool,
         raise ConfigError(f"{flag}: {path} already holds a run; pass --resume to continue it, "
                           "or choose another " + ("folder" if out is not None else
                                                   "name (name=... on the command line)"))
+    return path
+
+
+def free_run_directory(name: str, runs: str | os.PathLike = "runs") -> pathlib.Path:
+    """``runs/<name>``, or the first ``runs/<name>-<k>`` (k = 1, 2, ...) that holds no run.
+
+    What `sciops fit` without `--out` uses for a fresh run, announcing the folder when it is
+    not ``runs/<name>``; `fit` itself never picks another folder than the one it is given.
+    """
+    base = pathlib.Path(runs) / check_run_name(name)
+    path, k = base, 0
+    while _holds_run(path) or (path.exists() and not path.is_dir()):
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
     return path
 
 

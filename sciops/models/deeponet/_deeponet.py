@@ -28,7 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..._errors import DataError
 from ...data import Normalizer
-from ...nn import MLP
+from ...nn import MLP, to_compute
 from ...nn._cnn import ConvEncoder
 
 __all__ = ["DeepONet", "grid_points"]
@@ -124,27 +124,29 @@ class DeepONet(eqx.Module):
         if self.field_shape is not None:
             _check("field", field, self.field_shape)
             x = field if self.field_norm is None else self.field_norm.encode(field)
+            x = to_compute(x)  # a training step's compute dtype (sciops.nn.MemoryPolicy)
             if self.mask_in_branch:
                 _check("mask", mask, (1, *self.field_shape[1:]))
-                x = jnp.concatenate([x * mask, mask.astype(x.dtype)])
+                x = jnp.concatenate([x * mask.astype(x.dtype), mask.astype(x.dtype)])
             parts.append(x)
         c = None
         if self.n_coeffs:
             _check("coeffs", coeffs, (self.n_coeffs,))
-            c = coeffs if self.coeff_norm is None else self.coeff_norm.encode(coeffs)
+            c = to_compute(coeffs if self.coeff_norm is None else self.coeff_norm.encode(coeffs))
         if isinstance(self.branch, ConvEncoder):
             b = self.branch(parts[0], c)
         else:
             flat = [p.reshape(-1) for p in parts] + ([c] if c is not None else [])
-            b = self.branch(jnp.concatenate(flat))
+            b = self.branch(jnp.concatenate(flat), remat_layers=True)
         return b.reshape(self.n_out, self.latent)
 
     def trunk_features(self, points: Float[Array, "points dim"]) -> Float[Array, "channels p points"]:
         """$t(y)$ for each point, shape ``(n_out, latent, n_points)``."""
         lo = jnp.asarray([b[0] for b in self.bounds])
         hi = jnp.asarray([b[1] for b in self.bounds])
-        y = 2 * (points - lo) / (hi - lo) - 1
-        t = self.activation(jax.vmap(self.trunk)(y))
+        y = to_compute(2 * (points - lo) / (hi - lo) - 1)
+        # the trunk's hidden layers are the blocks rematerialised under train.remat
+        t = self.activation(jax.vmap(lambda p: self.trunk(p, remat_layers=True))(y))
         return t.reshape(-1, self.n_out, self.latent).transpose(1, 2, 0)
 
     def _decode(self, z):

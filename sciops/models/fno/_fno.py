@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ... import _random
 from ...nn._fno_blocks import FNOBlocks
 from ...nn._grid import ChannelMLP, grid_coordinates, pad_domain, unpad_domain
+from ...nn._precision import remat_block, to_compute
 from ...nn._spectral import (
     AbstractSpectralWeight,
     DenseSpectralWeight,
@@ -131,20 +132,16 @@ class FNO(eqx.Module):
         # a ConfigError at trace time, i.e. before XLA compiles anything
         check_modes(self.n_modes, spatial)
         d = len(spatial)
+        x = to_compute(x)  # a training step's compute dtype (sciops.nn.MemoryPolicy)
         v = jnp.moveaxis(x, (0, 1), (d, d + 1))                    # (*spatial, batch, in)
         if self.positional_embedding:
             grid = jnp.moveaxis(grid_coordinates(spatial, x.dtype), 0, -1)[..., None, :]
             v = jnp.concatenate([v, jnp.broadcast_to(grid, (*spatial, x.shape[0], d))], -1)
         v, widths = pad_domain(self.lifting(v), self.padding, n_space=d)
-        # an unrolled Python loop over the layers, not lax.scan (docs/fno.md, "Layer loop")
+        # an unrolled Python loop over the layers, not lax.scan (docs/fno.md, "Layer loop");
+        # each layer is one block for rematerialisation
         for layer in range(self.n_layers):
-            last = layer == self.n_layers - 1
-            spectral = spectral_conv_batched(v, self.spectral_weight, layer, self.n_modes)
-            if self.blocks is not None:
-                v = self.blocks.batched(v, spectral, layer, last)
-            else:
-                v = v @ self.skip_weight[layer].T + self.skip_bias[layer] + spectral
-                v = v if last else self.activation(v)
+            v = remat_block(_layer_batched)(self, v, layer)
         v = self.projection(unpad_domain(v, widths))
         return jnp.moveaxis(v, (d, d + 1), (0, 1))
 
@@ -155,18 +152,35 @@ class FNO(eqx.Module):
         products (large grids with many modes, e.g. on a GPU); under a ``space`` mesh axis its
         transforms run as the slab-decomposed FFT (`sharded_spectral_conv`)."""
         spatial = x.shape[1:]
+        x = to_compute(x)
         if self.positional_embedding:
             x = jnp.concatenate([x, grid_coordinates(spatial, x.dtype)], axis=0)
         v, widths = pad_domain(self.lifting(jnp.moveaxis(x, 0, -1)), self.padding)
         v = jnp.moveaxis(v, -1, 0)
         for layer in range(self.n_layers):
-            last = layer == self.n_layers - 1
-            spectral = spectral_conv(v, self.spectral_weight, layer, self.n_modes)
-            if self.blocks is not None:
-                v = self.blocks(v, spectral, layer, last=last)
-            else:
-                skip = jnp.einsum("oi,i...->o...", self.skip_weight[layer], v)
-                v = skip + self.skip_bias[layer].reshape((-1,) + (1,) * len(spatial)) + spectral
-                v = v if last else self.activation(v)
+            v = remat_block(_layer_fft)(self, v, layer)
         v = unpad_domain(jnp.moveaxis(v, 0, -1), widths)
         return jnp.moveaxis(self.projection(v), -1, 0)
+
+
+def _layer_batched(fno: FNO, v: Float[Array, "*spatial batch hidden"], layer: int
+                   ) -> Float[Array, "*spatial batch hidden"]:
+    """Fourier layer `layer` of `fno` on its spatial-major batch (one remat block)."""
+    last = layer == fno.n_layers - 1
+    spectral = spectral_conv_batched(v, fno.spectral_weight, layer, fno.n_modes)
+    if fno.blocks is not None:
+        return fno.blocks.batched(v, spectral, layer, last)
+    v = v @ fno.skip_weight[layer].T + fno.skip_bias[layer] + spectral
+    return v if last else fno.activation(v)
+
+
+def _layer_fft(fno: FNO, v: Float[Array, "hidden *spatial"], layer: int
+               ) -> Float[Array, "hidden *spatial"]:
+    """Fourier layer `layer` of `fno` on one channel-first field, through `jnp.fft`."""
+    last = layer == fno.n_layers - 1
+    spectral = spectral_conv(v, fno.spectral_weight, layer, fno.n_modes)
+    if fno.blocks is not None:
+        return fno.blocks(v, spectral, layer, last=last)
+    skip = jnp.einsum("oi,i...->o...", fno.skip_weight[layer], v)
+    v = skip + fno.skip_bias[layer].reshape((-1,) + (1,) * (v.ndim - 1)) + spectral
+    return v if last else fno.activation(v)

@@ -33,7 +33,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ... import _random
-from ...nn import MLP
+from ...nn import MLP, remat_block, to_compute
 from ...nn._radial import BesselBasis, polynomial_envelope
 from ...nn._tensor_product import AbstractTensorProduct, CPTensorProduct, SHMatrixTensorProduct
 from ._neighbors import Graph
@@ -129,7 +129,7 @@ class Interaction(eqx.Module):
         w = (jax.vmap(self.radial)(basis) * envelope[:, None]).reshape(-1, c, self.lmax + 1)
         w = w[:, :, _degree_index(self.lmax)]  # (edges, channels, dim)
         x = h[graph.neighbors] * w
-        op = edge_operator(self.tp, sh)
+        op = to_compute(edge_operator(self.tp, sh))
         if op is None:
             msg = jax.vmap(self.tp)(x, sh)
         else:
@@ -202,11 +202,12 @@ class TDNPotential(eqx.Module):
         envelope = polynomial_envelope(r / self.basis.cutoff,
                                        self.basis.envelope_exponent) * graph.edge_mask
         n = positions.shape[0]
-        h = jnp.zeros((n, self.embedding.shape[1], (self.lmax + 1) ** 2), positions.dtype)
+        # the geometry above stays in float32; a training step's compute dtype starts here
+        sh, basis, envelope, inv = to_compute((sh, basis, envelope, 1.0 / stats.avg_neighbors))
+        h = jnp.zeros((n, self.embedding.shape[1], (self.lmax + 1) ** 2), sh.dtype)
         h = h.at[:, :, 0].set(self.embedding[species])
-        inv = 1.0 / stats.avg_neighbors
-        for layer in self.layers:
-            h = layer(h, sh, basis, envelope, graph, inv)
+        for layer in self.layers:  # each layer one block, rematerialised under train.remat
+            h = remat_block(layer)(h, sh, basis, envelope, graph, inv)
         e = jax.vmap(self.readout)(h[:, :, 0])[:, 0]
         e = stats.scale * e + stats.shifts[species]
         return jnp.where(mask, e, 0.0)

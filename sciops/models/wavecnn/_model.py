@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..._errors import DataError
-from ...nn import AbstractConv, FullConv
+from ...nn import AbstractConv, FullConv, remat_block, to_compute
 
 __all__ = ["WaveCNN", "rollout"]
 
@@ -95,12 +95,14 @@ class WaveCNN(eqx.Module):
         u_scale, a_scale, c_mean, c_std = jax.lax.stop_gradient(
             (self.u_scale, self.a_scale, self.c_mean, self.c_std))
         x = jnp.concatenate([frames / u_scale, (c - c_mean) / c_std], axis=0)
-        h = self.lift(x)
+        h = self.lift(to_compute(x))  # a training step's compute dtype (sciops.nn.MemoryPolicy)
         dynamic, static = eqx.partition(self.blocks, eqx.is_array)
 
+        def residual(params, h):
+            return h + eqx.combine(params, static)(self.activation(h))
+
         def block(h, params):
-            conv = eqx.combine(params, static)
-            return h + conv(self.activation(h)), None
+            return remat_block(residual)(params, h), None
 
         h, _ = jax.lax.scan(block, h, dynamic)
         # The leading term of the exact update is dt^2 c^2 Lap u: scaling the output by
