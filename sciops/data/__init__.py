@@ -60,6 +60,7 @@ from ._normalize import Normalizer as Normalizer
 from ._normalize import fit_normalizer as fit_normalizer
 from ._pdebench import GroupStack as GroupStack
 from ._pdebench import read_foreign_hdf5 as read_foreign_hdf5
+from ._prefetch import prefetch as prefetch
 from ._readers import read_dataset as read_dataset
 from ._readers import read_npz as read_npz
 from ._readers import read_torch as read_torch
