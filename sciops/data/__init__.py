@@ -36,7 +36,9 @@ from ._matlab import MatlabArray as MatlabArray
 from ._matlab import read_mat as read_mat
 from ._mesh import CELL_NODES as CELL_NODES
 from ._mesh import MeshField as MeshField
+from ._mesh import drawable_mesh as drawable_mesh
 from ._mesh import mesh_field as mesh_field
+from ._mesh import plane_section as plane_section
 from ._mesh import read_mesh_dataset as read_mesh_dataset
 from ._mesh import write_mesh_dataset as write_mesh_dataset
 from ._mesh_import import NodeTypeRule as NodeTypeRule
