@@ -19,7 +19,8 @@ is the same model with every trainable leaf zero, i.e. the fitted normalisers al
 field for FNO and DeepONet, the mean change for the mesh simulators, the leapfrog
 extrapolation for the wave CNN, per-species energy shifts and zero forces for the potential).
 
-Run: ``python benchmarks/memory_levers.py [--families fno ...] [--steps 300] [--no-train]``
+Run: ``python benchmarks/memory_levers.py [--families fno ...] [--steps 300] [--no-train]
+[--no-memory]``
 (writes benchmarks/memory_levers.json).
 """
 
@@ -54,7 +55,7 @@ DATA = pathlib.Path(os.environ.get("SCIOPS_BENCH_DATA", tempfile.gettempdir())) 
 
 # family: (data.generate, model section for the memory size, model section for training,
 #          n_test, the metric reported)
-_MESH = {"problem": "transport", "n_trajectories": 6, "n_steps": 8, "h": 0.1, "dt": 0.04,
+_MESH = {"problem": "transport", "n_trajectories": 10, "n_steps": 8, "h": 0.1, "dt": 0.04,
          "xdmf": False}
 CASES = {
     "fno": ({"problem": "darcy", "n_samples": 56, "resolution": 32},
@@ -97,6 +98,7 @@ CASES = {
 POLICIES = {"float32": MemoryPolicy(), "bf16": MemoryPolicy("bfloat16"),
             "remat": MemoryPolicy(None, "nothing_saveable"),
             "bf16+remat": MemoryPolicy("bfloat16", "nothing_saveable")}
+TRAIN_BATCH = {"meshformer": 4, "meshgraphnet": 4}  # (8 training trajectories)
 TRAIN_SWITCHES = {"float32": {}, "bf16+remat": {"precision": "bfloat16", "remat": "blocks"}}
 
 
@@ -148,6 +150,7 @@ def _zero(model, spec):
 def train_pair(name: str, steps: int, batch: int, out_root: pathlib.Path) -> dict:
     _, _, model_section, _, _ = CASES[name]
     fam = family(name)
+    batch = min(batch, TRAIN_BATCH.get(name, batch))
     result = {"steps": steps, "batch": batch, "model": model_section}
     final = None
     for tag, switches in TRAIN_SWITCHES.items():
@@ -171,12 +174,12 @@ def train_pair(name: str, steps: int, batch: int, out_root: pathlib.Path) -> dic
 
 
 def main(families=tuple(CASES), steps: int = 300, batch: int = 8, memory_batch: int = 32,
-         train: bool = True, out: str | None = None) -> dict:
+         train: bool = True, memory: bool = True, out: str | None = None) -> dict:
     results = {"load": os.getloadavg(), "device": str(jax.devices()[0]),
                "steps": steps, "families": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in families:
-            entry = {"memory": measure_memory(name, memory_batch)}
+            entry = {"memory": measure_memory(name, memory_batch)} if memory else {}
             if train:
                 entry["training"] = train_pair(name, steps, batch, pathlib.Path(tmp))
             results["families"][name] = entry
@@ -193,6 +196,8 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--memory-batch", type=int, default=32)
     p.add_argument("--no-train", action="store_true")
+    p.add_argument("--no-memory", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    main(tuple(a.families), a.steps, a.batch, a.memory_batch, not a.no_train, a.out)
+    main(tuple(a.families), a.steps, a.batch, a.memory_batch, not a.no_train, not a.no_memory,
+         a.out)
