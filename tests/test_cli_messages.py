@@ -71,6 +71,13 @@ def test_eta_of_a_resumed_run_and_of_loops_that_do_not_compile():
     assert eta.remaining == pytest.approx(8 * 1.5)
 
 
+def test_unit_plurals():
+    from sciops._progress import _plural
+
+    assert [_plural(u) for u in ("step", "batch", "trajectory", "day", "sample")] == \
+        ["steps", "batches", "trajectories", "days", "samples"]
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (0, 59.4, 61, 3599, 3600, 7325)] == \
         ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:05"]
@@ -235,7 +242,8 @@ def test_fit_log_announces_a_new_folder_and_is_line_based_and_in_order(tmp_path)
     order = [log.index(s) for s in ("device mesh: ", "data: ",
                                     "tiny: 0/10 steps; the first step compiles",
                                     "tiny: 1/10 steps (10 %)", "tiny: 10/10 steps (100 %)",
-                                    "tiny eval test: 8/8 samples", "test: h1 = ",
+                                    "tiny eval test: 8/8 samples",
+                                    "tiny: drawing the figures", "test: h1 = ",
                                     "next:\n  sciops evaluate runs/tiny-1")]
     assert order == sorted(order), log
     assert "samples/s=" in log and "ETA " in log
@@ -255,3 +263,45 @@ def test_help_piped_into_head_ends_quietly(tmp_path):
                           shell=True, capture_output=True, text=True, timeout=120, env=env)
     assert proc.stdout.startswith("usage: sciops generate darcy")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# -- metrics with units ----------------------------------------------------------------------
+
+def test_metrics_print_with_units_from_the_family_and_the_data(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sciops.cli._main import _metric, _run_units
+    from sciops.data import write_hdf5
+
+    # relative errors (unit 1) also as a percentage; the family's units (mlip) as given
+    fno = _run_units(tmp_path, "fno")
+    assert _metric("l2", 0.01743, fno) == "l2 = 0.01743 (1.743 %)"
+    assert _metric("forces_mae", 0.0312, _run_units(tmp_path, "mlip")) == \
+        "forces_mae = 0.0312 eV/Å"
+    # a mesh simulator's errors in the units of its data file's fields
+    write_hdf5(tmp_path / "train_sample.h5",
+               {"velocity": np.zeros((1, 3, 5, 2)), "pressure": np.zeros((1, 3, 5, 1))},
+               field_attrs={"velocity": {"units": "m/s"}, "pressure": {"units": "Pa"}})
+    units = _run_units(tmp_path, "meshgraphnet", SimpleNamespace(state_fields=("velocity",)))
+    assert _metric("rmse_1step_velocity", 0.0123, units) == "rmse_1step_velocity = 0.0123 m/s"
+    assert _metric("rmse_1step_pressure", 0.5, units) == "rmse_1step_pressure = 0.5 Pa"
+    assert _metric("rmse_rollout20", 0.0456, units) == "rmse_rollout20 = 0.0456 m/s"
+    assert _metric("something_else", 2.0, units) == "something_else = 2"
+    # an RMSE of a dimensionless field is not a fraction: no percentage
+    write_hdf5(tmp_path / "train_sample.h5", {"concentration": np.zeros((1, 3, 5, 1))},
+               field_attrs={"concentration": {"units": "1"}})
+    units = _run_units(tmp_path, "meshgraphnet", SimpleNamespace(state_fields=("concentration",)))
+    assert _metric("rmse_1step_concentration", 0.009175, units) == \
+        "rmse_1step_concentration = 0.009175 (dimensionless)"
+    assert _metric("rmse_rollout4", 0.02447, units) == "rmse_rollout4 = 0.02447 (dimensionless)"
+
+
+def test_fit_keeps_the_data_units_in_the_run_folder(tiny_run):
+    from sciops.data import read_hdf5
+
+    d, _ = tiny_run
+    sample = read_hdf5(d / "run" / "train_sample.h5")
+    assert sample.field_attrs["x"].get("units") == "1"
+    sample.close()

@@ -45,7 +45,8 @@ def _run(tmp_path, power):
 
 def test_linear_in_time_is_rolled_out_exactly(tmp_path):
     run, path, _ = _run(tmp_path, 1)
-    out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False)
+    out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False,
+                  animation=False)
     assert out["steps"] == T - 2
     assert max(out["rel_l2"]) < 1e-6
 
@@ -58,9 +59,10 @@ def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     run, path, f = _run(tmp_path, 2)
     t = np.arange(2, T, dtype=np.float64)
     forced = rollout(run, path, mode="teacher_forced", boundary="model",
-                     out_dir=tmp_path / "tf", progress=False)
+                     out_dir=tmp_path / "tf", progress=False, animation=False)
     np.testing.assert_allclose(forced["rel_l2"], 2 / t**2, rtol=1e-5)
-    free = rollout(run, path, boundary=boundary, out_dir=tmp_path / boundary, progress=False)
+    free = rollout(run, path, boundary=boundary, out_dir=tmp_path / boundary, progress=False,
+                   animation=False)
     inner = np.linalg.norm(f[1:-1, 1:-1]) / np.linalg.norm(f)
     expected = (t**2 - t) / t**2 * (inner if boundary == "truth" else 1.0)
     np.testing.assert_allclose(free["rel_l2"], expected, rtol=1e-5)
@@ -68,10 +70,21 @@ def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     if boundary == "truth":
         # Held at the last input frame (t = 1, values f) the ring is off by (t^2 - 1) f there.
         hold = rollout(run, path, boundary="hold", mode="teacher-forced",
-                       out_dir=tmp_path / "hold", progress=False)
+                       out_dir=tmp_path / "hold", progress=False, animation=False)
         ring = np.sqrt(np.linalg.norm(f) ** 2 - np.linalg.norm(f[1:-1, 1:-1]) ** 2)
         err = np.sqrt((2 * inner * np.linalg.norm(f)) ** 2 + ((t**2 - 1) * ring) ** 2)
         np.testing.assert_allclose(hold["rel_l2"], err / (t**2 * np.linalg.norm(f)), rtol=1e-5)
+
+
+def test_no_animation_writes_no_gif(tmp_path):
+    run, path, _ = _run(tmp_path, 2)
+    out = rollout(run, path, steps=3, out_dir=tmp_path / "out", progress=False, animation=False)
+    assert "animation" not in out["files"] and pathlib.Path(out["files"]["snapshots"]).is_file()
+    assert not (tmp_path / "out" / "rollout.gif").exists()
+    # the family hook (what `sciops rollout --no-animation` calls) passes the switch on
+    run.family.rollout(run, path, steps=3, out_dir=tmp_path / "hook", progress=False,
+                       animation=False)
+    assert not (tmp_path / "hook" / "rollout.gif").exists()
 
 
 def test_files_written(tmp_path):

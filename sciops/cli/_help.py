@@ -102,19 +102,59 @@ def _unit_text(unit: str | None) -> str:
     return {None: "unit not stated", "1": "dimensionless", "-": "no unit"}.get(unit, unit)
 
 
-def options_help(cls: type, *, width: int = 100) -> str:
-    """`--key` lines for every field of `cls`: allowed values, unit, default, description."""
+def _default(f: dataclasses.Field) -> str | None:
+    """The default as shown, or `None` for a required field."""
+    if f.default is not dataclasses.MISSING:
+        return _shown(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return _shown(f.default_factory())
+    return None
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        value = list(value)
+    if dataclasses.is_dataclass(value):
+        return "{...}"
+    return "null" if value is None else repr(value)
+
+
+def _field_lines(cls: type, label, values=None, width: int = 100) -> list[str]:
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    lines = []
+    lines, first_of = [], {}
     for f in dataclasses.fields(cls):
-        default = (f.default if f.default is not dataclasses.MISSING else
-                   f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        default = list(default) if isinstance(default, tuple) else default
         doc = docs.get(f.name, FieldDoc("(not documented)", None))
-        head = (f"  --{f.name.replace('_', '-')}  {allowed_values(hints[f.name])}; "
-                f"{_unit_text(doc.unit)}; default {'null' if default is None else repr(default)}")
-        lines.append(head)
+        default = _default(f)
+        if values is None:
+            value = "required" if default is None else f"default {default}"
+        else:
+            now = _shown(getattr(values, f.name))
+            value = now + ("" if now == default else
+                           " (required)" if default is None else f" (default {default})")
+        lines.append(f"  {label(f.name)}  {allowed_values(hints[f.name])}; "
+                     f"{_unit_text(doc.unit)}; {value}")
+        if doc.description in first_of:  # one description for several fields: once
+            lines.append(f"      (as {first_of[doc.description]})")
+            continue
+        first_of[doc.description] = label(f.name)
         lines += textwrap.wrap(doc.description, width, initial_indent=" " * 6,
                                subsequent_indent=" " * 6)
-    return "\n".join(lines)
+    return lines
+
+
+def options_help(cls: type, *, width: int = 100) -> str:
+    """`--key` lines for every field of `cls`: allowed values, unit, default, description."""
+    return "\n".join(_field_lines(cls, lambda n: f"--{n.replace('_', '-')}", width=width))
+
+
+def keys_help(sections: list[tuple[str, str, type, object]], *, width: int = 100) -> str:
+    """`prefix.key` lines for every field of each `(title, prefix, config class, config value)`:
+    allowed values, unit, the value in use (and the default where it differs), description."""
+    lines = []
+    for title, prefix, cls, values in sections:
+        lines += ["", f"{title}: {summary(cls)}"]
+        lines += _field_lines(cls, lambda n, s=prefix: f"{s}.{n}", values, width)
+    return "\n".join(lines[1:])

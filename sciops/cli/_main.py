@@ -40,6 +40,9 @@ def _init_distributed(args) -> None:
 def _cmd_fit(args) -> int:
     from ..train import fit, free_run_directory, is_primary, load_config
 
+    if args.keys:  # before any device is touched
+        print(_config_keys(load_config(args.config, args.overrides)))
+        return 0
     _init_distributed(args)
     config = load_config(args.config, args.overrides)
     if args.no_progress:
@@ -57,12 +60,36 @@ def _cmd_fit(args) -> int:
     if not is_primary():
         return 0
     print(f"run folder: {result.run_dir}")
-    units = _family_units(config.family)
+    units = _run_units(result.run_dir, config.family, config.model)
     for name, metrics in result.metrics.items():
         print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()
                                       if "/" not in k))
     _print_next_steps(config, result.run_dir)
     return 0
+
+
+def _config_keys(config) -> str:
+    """`sciops fit CONFIG --keys`: every key of the run's config, from the config dataclasses'
+    field docs (the same text as the API reference): allowed values, unit, value, default."""
+    from .._config import from_dict
+    from ..models import family
+    from ..pde import problem
+    from ..train import DataConfig, OptimizerConfig, TrainConfig
+    from ._help import keys_help
+
+    sections = [("data", "data", DataConfig, config.data)]
+    if config.data.generate is not None:
+        gen = dict(config.data.generate)
+        prob = problem(str(gen.pop("problem")))
+        sections.append((f"data.generate (problem: {prob.name})", "data.generate", prob.config,
+                         from_dict(prob.config, gen, "data.generate")))
+    sections += [(f"model (family: {config.family})", "model", family(config.family).config,
+                  config.model),
+                 ("train", "train", TrainConfig, config.train),
+                 ("train.optimizer", "train.optimizer", OptimizerConfig, config.train.optimizer)]
+    return (f"name: {config.name!r}; seed: {config.seed}. Every key below can be set in the "
+            "YAML or on the command line as section.key=value (allowed values; unit; value in "
+            "this config, with the default where it differs).\n\n" + keys_help(sections))
 
 
 def _print_next_steps(config, run_dir: pathlib.Path) -> None:
@@ -78,15 +105,44 @@ def _print_next_steps(config, run_dir: pathlib.Path) -> None:
     print("next:\n" + "\n".join(f"  {x}" for x in lines))
 
 
-def _family_units(family_name: str) -> dict:
-    from ..models._family import family
+def _run_units(run_dir, family_name: str, model_config=None) -> dict[str, str]:
+    """The unit of each metric of a run: the family's record first, then the data's fields.
 
-    return dict(family(family_name).units)
+    A metric named ``..._<field>`` (``rmse_1step_velocity``) takes the unit the run's data
+    file gives that field, and a rollout error (``rmse_rollout20``) the unit of the model's
+    state fields when they share one.
+    """
+    from ..data import read_hdf5
+    from ..models import family
+    from ..train._run import SAMPLE_FILE
+
+    units = dict(family(family_name).units)
+    try:
+        sample = read_hdf5(pathlib.Path(run_dir) / SAMPLE_FILE)
+        attrs = {k: a.get("units") for k, a in sample.field_attrs.items()}
+        sample.close()
+    except (SciopsError, OSError):
+        return units
+    fields = {k: str(u) for k, u in attrs.items() if u not in (None, "")}
+    state = {fields.get(f) for f in getattr(model_config, "state_fields", ()) or ()}
+    return {**{f"__field__{k}": u for k, u in fields.items()},
+            **({"__state__": state.pop()} if len(state) == 1 and None not in state else {}),
+            **units}
 
 
 def _metric(name: str, value: float, units: dict) -> str:
-    """``name = value unit`` (the unit from the family's record, when it gives one)."""
+    """``name = value unit``; a metric the family calls a fraction (unit ``1``: a relative
+    error) also as a percentage; an error in a dimensionless field's units says so."""
     unit = units.get(name)
+    if unit in ("1", "fraction"):
+        return f"{name} = {value:.4g} ({100 * value:.4g} %)"
+    if unit is None:
+        unit = next((u for k, u in units.items() if k.startswith("__field__")
+                     and name.endswith("_" + k[len("__field__"):])), None)
+    if unit is None and "rollout" in name and name.startswith(("rmse", "mae")):
+        unit = units.get("__state__")
+    if unit == "1":
+        return f"{name} = {value:.4g} (dimensionless)"
     return f"{name} = {value:.4g}" + (f" {unit}" if unit else "")
 
 
@@ -100,8 +156,11 @@ def _cmd_evaluate(args) -> int:
     else:
         import yaml
 
-        cfg = yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml").read_text())
-        units = _family_units(cfg["model"]["family"])
+        from ..train import config_from_dict
+
+        cfg = config_from_dict(yaml.safe_load((pathlib.Path(args.run_dir) / "config.yaml")
+                                              .read_text()))
+        units = _run_units(args.run_dir, cfg.family, cfg.model)
         for name, metrics in results.items():
             print(f"{name}: " + ", ".join(_metric(k, v, units) for k, v in metrics.items()))
     return 0
@@ -319,14 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="train a model from a YAML config")
     f.add_argument("config", help="the experiment's YAML file, e.g. configs/darcy.yaml")
     f.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the YAML's keys, "
-                   "e.g. train.steps=20 (the keys and their units are documented in the config "
-                   "dataclasses: docs/api/)")
+                   "e.g. train.steps=20 (sciops fit CONFIG --keys lists every key with its "
+                   "allowed values, unit and default)")
     f.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>, or the "
                    "first free runs/<name>-1, -2, ... when that holds a run, announced at the "
                    "start); an --out that holds a run is an error unless --resume")
     f.add_argument("--resume", action="store_true", help="continue the run in --out (default "
                    "runs/<name>) from its last checkpoint")
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.add_argument("--no-progress", action="store_true", help="no progress report (a bar on a "
+                   "terminal, lines in logs)")
+    f.add_argument("--keys", action="store_true", help="list every key of the config (data, "
+                   "data.generate, model, train, train.optimizer) with its allowed values, unit, "
+                   "value and default, then exit without training")
     d = f.add_argument_group("multi-process runs (see docs/distributed.md)")
     d.add_argument("--distributed", choices=["auto", "slurm", "mpi", "explicit"],
                    help="join a multi-process run (jax.distributed): one of auto (SLURM or MPI "
@@ -400,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "boundary:inflow=xmin,outflow=xmax,walls=ymin+ymax (other boundary nodes: "
                    "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
-                   help="mesh simulators: no GIF of truth / prediction / error")
+                   help="no GIF of truth / prediction / error (every simulator)")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -425,8 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--skin", type=float, default=1.0, metavar="ANGSTROM",
                    help="neighbour-list skin [Å] (default 1.0)")
     m.add_argument("--record-every", type=int, default=10, metavar="N",
-                   help="steps between recorded frames (default 10)")
-    m.add_argument("--seed", type=int, default=0, help="PRNG seed (velocities, noise)")
+                   help="time steps between recorded frames, an integer >= 1 (default 10)")
+    m.add_argument("--seed", type=int, default=0, metavar="INT",
+                   help="PRNG seed of the initial velocities and the Langevin noise, an integer "
+                   "(default 0)")
     m.add_argument("--out", metavar="FILE", help="extxyz trajectory to write (positions [Å], "
                    "velocities, potential_energy [eV], time_fs per frame)")
     m.set_defaults(func=_cmd_md)
@@ -447,8 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "rMD17, mesh series) as a sciops HDF5 data set with provenance")
     c.add_argument("source", help="the file (or mesh folder) to convert")
     c.add_argument("out", help="the .h5 file to write")
-    c.add_argument("--format", default="auto", help="the source format (default: from its "
-                   "first bytes)")
+    c.add_argument("--format", default="auto", help="the source format: auto (default: from "
+                   "its first bytes), sciops, hdf5, mat5, mat73, npz, npy, pt, ase, rmd17, or mesh "
+                   "(also meshgraphnets, graph-physics; a folder or an XDMF/PVD/VTU source is a "
+                   "mesh series anyway)")
     c.add_argument("--key", action="append", metavar="FIELD=KEY",
                    help="field name → the file's key, e.g. x=coeff or 'x=u[t=0:10]' (repeatable)")
     c.add_argument("--layout", action="append", metavar="FIELD=AXES",
@@ -457,9 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(an int or one per axis: 5 or 2,4)")
     c.add_argument("--units", action="append", metavar="QUANTITY=UNIT",
                    help="atoms: the file's units, e.g. energy=kcal/mol (repeatable)")
-    c.add_argument("--meta", help="mesh: the meta JSON of a graph-physics H5 file")
-    c.add_argument("--split", default="train", help="mesh: the MeshGraphNets split")
-    c.add_argument("--max-trajectories", type=int, help="mesh: convert only the first N")
+    c.add_argument("--meta", metavar="FILE", help="mesh: the meta JSON of a graph-physics H5 "
+                   "file")
+    c.add_argument("--split", default="train", metavar="SPLIT", help="mesh: the MeshGraphNets "
+                   "split to read, a name such as train, valid or test (default train)")
+    c.add_argument("--max-trajectories", type=int, metavar="N", help="mesh: convert only the "
+                   "first N trajectories, an integer >= 1 (default all)")
     c.add_argument("--field", action="append", metavar="NAME=SOURCE",
                    help="mesh: field mapping, repeatable: velocity=U, velocity=U[0,1], "
                    "velocity=vx,vy")

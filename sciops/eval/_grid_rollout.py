@@ -62,7 +62,7 @@ def simulate_frames(model, frames, conds, truth, *, mode: str = "autoregressive"
 
 def rollout(run, data_path, *, steps: int | None = None,
             mode: str = "autoregressive", boundary: str = "truth", out_dir, progress: bool = True,
-            samples: int | None = None, batch_size: int = 8) -> dict:
+            samples: int | None = None, batch_size: int = 8, animation: bool = True) -> dict:
     """Roll a trained grid simulator over the trajectories of an HDF5 data set and write:
 
     - `rollout.h5`: ``pred`` and ``truth`` `(samples, steps, *spatial)`, ``rel_l2`` `(samples,
@@ -80,6 +80,8 @@ def rollout(run, data_path, *, steps: int | None = None,
     - `data_path`: the HDF5 file; `samples`: roll only the first `samples` trajectories.
     - `steps`: steps to roll (default: every frame after the first `history`).
     - `mode`, `boundary`: see the module docstring; `out_dir`: where the files go.
+    - `animation`: write `rollout.gif` (False: skip it; drawing the frames costs more than a
+      small rollout itself).
 
     **Returns:** a summary dict: `steps`, `mode`, `boundary`, `rel_l2` (per step), `rmse` (per
     step), `rel_l2_final`, `rel_l2_total`, `files`.
@@ -158,7 +160,10 @@ def rollout(run, data_path, *, steps: int | None = None,
         name = model.state_field
         unit = str(ds.field_attrs.get(name, {}).get("units") or "1")
         _snapshots(truth[0], pred[0], files["snapshots"], name, unit)
-        _animation(truth[0], pred[0], files["animation"], name, unit)
+        if animation:
+            _animation(truth[0], pred[0], files["animation"], name, unit)
+        else:
+            del files["animation"]
     else:
         del files["snapshots"], files["animation"]
     return summary

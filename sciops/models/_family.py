@@ -87,6 +87,11 @@ class Family:
     - `trainable(model) -> PyTree[bool]`: which leaves the optimizer may ever update (default
       `default_trainable`: every float array outside frozen modules). A transfer run's
       `transfer.trainable` paths narrow this further.
+    - `partition(config, dataset, parts) -> Dataset`: optional; splits every sample of a
+      prepared data set over `parts` devices of the mesh axis ``space`` (a mesh partition
+      with halos, `sciops.models.meshformer.partition`); the fields it splits carry a
+      ``space_axis`` field attribute. The driver calls it on the training split when the
+      run's mesh has a ``space`` axis of more than one device.
     - `units`: optional; the unit of each metric name (e.g. ``{"forces_mae": "eV/Å"}``), printed
       beside the values by the CLI.
     """
@@ -100,6 +105,7 @@ class Family:
     prepare: Callable[..., Any] | None = None
     rollout: Callable[..., dict] | None = None
     trainable: Callable[[Any], Any] = default_trainable
+    partition: Callable[..., Any] | None = None
     units: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -111,7 +117,7 @@ class Family:
         for hook in ("build", "loss", "metrics", "trainable"):
             if not callable(getattr(self, hook)):
                 raise ConfigError(f"Family {self.name!r}: {hook} must be callable")
-        for hook in ("plot", "prepare", "rollout"):
+        for hook in ("plot", "prepare", "rollout", "partition"):
             value = getattr(self, hook)
             if value is not None and not callable(value):
                 raise ConfigError(f"Family {self.name!r}: {hook} must be callable or None")

@@ -38,6 +38,12 @@ from ._fno_blocks import InstanceNorm as InstanceNorm
 from ._fno_blocks import LinearSkip as LinearSkip
 from ._fno_blocks import SoftGating as SoftGating
 from ._graph import Neighbourhood as Neighbourhood
+from ._graph_partition import GraphPartition as GraphPartition
+from ._graph_partition import coordinate_bisection as coordinate_bisection
+from ._graph_partition import halo_exchange as halo_exchange
+from ._graph_partition import metis_partition as metis_partition
+from ._graph_partition import partition_graph as partition_graph
+from ._graph_partition import shared_segment_reduce as shared_segment_reduce
 from ._grid import ChannelLinear as ChannelLinear
 from ._grid import ChannelMLP as ChannelMLP
 from ._grid import grid_coordinates as grid_coordinates

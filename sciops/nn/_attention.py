@@ -14,6 +14,7 @@ attention is restricted to the mesh adjacency (plus augmentations) rather than a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -31,7 +32,8 @@ __all__ = ["EdgeAttention", "dense_masked_attention", "edge_attention", "segment
 
 
 def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edges"],
-                    num_segments: int, mask: Bool[_A, "edges heads"] | None = None
+                    num_segments: int, mask: Bool[_A, "edges heads"] | None = None, *,
+                    segment_reduce: Callable[[Array, str], Array] | None = None
                     ) -> Float[Array, "edges heads"]:
     """Softmax of edge logits over the edges that share a segment (a receiving node).
 
@@ -47,6 +49,9 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     - `segment_ids`: the receiving node of every edge, in ``[0, num_segments)``.
     - `num_segments`: the number of (padded) nodes.
     - `mask`: which edge-head pairs exist (default all).
+    - `segment_reduce`: on a partitioned graph, ``segment_reduce(values, op)`` combines the
+      per-segment maxima (``op="max"``) and sums (``"sum"``) of segments that span devices
+      (`sciops.nn.shared_segment_reduce`); default: every segment is local.
 
     **Returns:** the attention weights, same shape as `logits`.
     """
@@ -55,20 +60,25 @@ def segment_softmax(logits: Float[_A, "edges heads"], segment_ids: Int[_A, " edg
     dtype, logits = logits.dtype, at_least_float32(logits)  # exp and sums: float32 at least
     neg = jnp.asarray(-jnp.inf, logits.dtype)
     masked = jnp.where(mask, logits, neg)
-    seg_max = jax.ops.segment_max(masked, segment_ids, num_segments=num_segments)
+    # The maximum is a constant shift that cancels in the ratio: no gradient needs to flow.
+    seg_max = jax.ops.segment_max(jax.lax.stop_gradient(masked), segment_ids,
+                                  num_segments=num_segments)
+    if segment_reduce is not None:
+        seg_max = segment_reduce(seg_max, "max")
     # Empty segments give -inf maxima; replace them so no inf - inf = NaN appears below.
     seg_max = jnp.where(jnp.isfinite(seg_max), seg_max, 0.0)
-    # The maximum is a constant shift that cancels in the ratio: no gradient needs to flow.
-    seg_max = jax.lax.stop_gradient(seg_max)
     ex = jnp.where(mask, jnp.exp(masked - seg_max[segment_ids]), 0.0)
     denom = jax.ops.segment_sum(ex, segment_ids, num_segments=num_segments)
+    if segment_reduce is not None:
+        denom = segment_reduce(denom, "sum")
     denom = denom[segment_ids]
     return (ex / jnp.where(denom > 0, denom, 1.0)).astype(dtype)
 
 
 def edge_attention(q: Float[_A, "nodes heads dim"], k: Float[_A, "nodes heads dim"],
                    v: Float[_A, "nodes heads vdim"], senders: Int[_A, " edges"],
-                   receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"]
+                   receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"], *,
+                   segment_reduce: Callable[[Array, str], Array] | None = None
                    ) -> Float[Array, "nodes heads vdim"]:
     """Scaled dot-product attention over graph edges.
 
@@ -83,15 +93,18 @@ def edge_attention(q: Float[_A, "nodes heads dim"], k: Float[_A, "nodes heads di
     - `q`, `k`, `v`: per-node queries, keys, values split into heads.
     - `senders`, `receivers`: the edge list (indices into the node axis).
     - `mask`: which heads use each edge.
+    - `segment_reduce`: combines receivers that span devices on a partitioned graph (see
+      `segment_softmax`); the aggregated messages of those receivers are summed by it too.
 
     **Returns:** per-node attention outputs; a node with no edge in a head gets zeros there.
     """
     n = q.shape[0]
     scale = 1.0 / math.sqrt(q.shape[-1])
     logits = jnp.einsum("ehd,ehd->eh", q[receivers], k[senders]) * scale
-    alpha = segment_softmax(logits, receivers, n, mask)
+    alpha = segment_softmax(logits, receivers, n, mask, segment_reduce=segment_reduce)
     msgs = alpha[..., None] * v[senders]
-    return jax.ops.segment_sum(msgs, receivers, num_segments=n)
+    out = jax.ops.segment_sum(msgs, receivers, num_segments=n)
+    return out if segment_reduce is None else segment_reduce(out, "sum")
 
 
 def dense_masked_attention(q: Float[_A, "nodes heads dim"], k: Float[_A, "nodes heads dim"],
@@ -149,10 +162,11 @@ class EdgeAttention(eqx.Module):
         self.heads = heads
 
     def __call__(self, x: Float[_A, "nodes channels"], senders: Int[_A, " edges"],
-                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"]
+                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"], *,
+                 segment_reduce: Callable[[Array, str], Array] | None = None
                  ) -> Float[Array, "nodes channels"]:
         q = jnp.einsum("nc,chd->nhd", x, self.wq)
         k = jnp.einsum("nc,chd->nhd", x, self.wk)
         v = jnp.einsum("nc,chd->nhd", x, self.wv)
-        y = edge_attention(q, k, v, senders, receivers, mask)
+        y = edge_attention(q, k, v, senders, receivers, mask, segment_reduce=segment_reduce)
         return jnp.einsum("nhd,hdc->nc", y, self.wo) + self.bo

@@ -160,6 +160,14 @@ def plot_fields(columns: Sequence[Column], *, row_labels: Sequence[str], title: 
     return save(fig, path) if path is not None else fig
 
 
+def _freeze_layout(fig) -> None:
+    """Lay the figure out once (constrained layout) and keep those positions for every later
+    draw: an animation's frames change only data and titles, and re-solving the layout for
+    each frame is most of the cost of writing a GIF."""
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+
+
 def animate_fields(columns: Sequence[Column], *, frame_labels: Sequence[str], title: str,
                    path: str | os.PathLike, extent: Sequence[float] | None = None,
                    axis_unit: str = "1", max_frames: int = 60, fps: int = 10):
@@ -177,6 +185,7 @@ def animate_fields(columns: Sequence[Column], *, frame_labels: Sequence[str], ti
     first = [dataclasses.replace(c, data=np.asarray(c.data)[:1]) for c in columns]
     fig = plot_fields(first, row_labels=[frame_labels[0]], title=title, extent=extent,
                       axis_unit=axis_unit)
+    _freeze_layout(fig)
     ranges = _ranges(whole, 1)[0]
     images = [ax.images[0] for ax in fig.axes if ax.images]
     for im, (lo, hi) in zip(images, ranges, strict=True):
@@ -253,6 +262,7 @@ def animate_mesh_fields(points, triangles, columns: Sequence[Column], *,
     first = [dataclasses.replace(c, data=np.asarray(c.data)[:1]) for c in columns]
     fig = plot_mesh_fields(points, triangles, first, row_labels=[frame_labels[0]], title=title,
                            axis_unit=axis_unit)
+    _freeze_layout(fig)
     meshes = [c for ax in fig.axes for c in ax.collections if c.colorbar is not None]
     for m, (lo, hi) in zip(meshes, _ranges(whole, 1)[0], strict=True):
         m.set_clim(lo, hi)

@@ -29,17 +29,21 @@ __all__ = [
 class DataConfig:
     """Where the data come from and how they are split.
 
-    - `path`: the HDF5 data set (sciops schema), relative to the working directory.
-    - `generate`: made by a `sciops.pde` problem when `path` does not exist yet:
-      `{problem: NAME, ...that problem's parameters}`.
-    - `n_train`, `n_val`, `n_test`: contiguous splits of `path`: the first `n_train` samples
-      train, the next `n_val` validate, the last `n_test` form the test set ``test``.
+    **Fields:**
+
+    - `path` [-]: the HDF5 data set (sciops schema), relative to the working directory.
+    - `generate` [-]: made by a `sciops.pde` problem when `path` does not exist yet:
+      `{problem: NAME, ...that problem's parameters}` (`sciops generate PROBLEM --help`).
+    - `n_train`, `n_val`, `n_test` [samples]: contiguous splits of `path`: the first `n_train`
+      samples train, the next `n_val` validate, the last `n_test` form the test set ``test``.
       `n_train` defaults to every sample not in the other two.
-    - `test`: further test sets, name → HDF5 path (e.g. other resolutions).
-    - `in_memory`: read the training split into memory (else stream it from disk).
-    - `format`, `keys`, `layout`, `subsample`, `units`: how to read a user's own file
+    - `test` [-]: further test sets, name → HDF5 path (e.g. other resolutions).
+    - `in_memory` [-]: read the training split into memory (else stream it from disk).
+    - `format`, `keys`, `layout`, `subsample`, `units` [-]: how to read a user's own file
       (a .mat, PDEBench HDF5, .npz, .pt, ASE or rMD17 file; docs/data.md "Your own files"):
-      the arguments of `sciops.data.read_dataset`, applied to `path` and to every `test` file.
+      the arguments of `sciops.data.read_dataset`, applied to `path` and to every `test` file
+      (`format`: auto, sciops, hdf5, mat5, mat73, npz, npy, pt, ase or rmd17; `subsample`
+      keeps every r-th node per spatial axis).
     """
 
     path: str
@@ -65,7 +69,19 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """AdamW with linear warmup and a cosine (or constant) schedule, global-norm clipping."""
+    """AdamW with linear warmup and a cosine (or constant) schedule, global-norm clipping.
+
+    **Fields:**
+
+    - `lr` [1]: the peak learning rate (reached after `warmup_steps`).
+    - `weight_decay` [1]: AdamW's decoupled weight decay, per step and unit learning rate.
+    - `warmup_steps` [steps]: linear warmup from 0 to `lr`.
+    - `schedule` [-]: after the warmup, ``cosine`` decay to `final_lr_fraction` times `lr` at
+      `train.steps`, or ``constant``.
+    - `final_lr_fraction` [1]: the cosine schedule's last learning rate as a fraction of `lr`.
+    - `clip_norm` [1]: clip the gradients' global norm to this; ``null`` does not clip.
+    - `b1`, `b2` [1]: Adam's decay rates of the first and second moment estimates.
+    """
 
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -87,21 +103,29 @@ class OptimizerConfig:
 class TrainConfig:
     """The optimisation loop.
 
-    - `steps`: optimizer steps; `batch_size`: global batch (divisible by the `data` axis).
-    - `eval_every`, `checkpoint_every`, `log_every`: in steps (0 disables eval/checkpoints
-      during training; both still happen at the end).
-    - `mesh`: named device-mesh axes → sizes, ``-1`` meaning "the remaining devices".
-    - `keep_checkpoints`: how many recent checkpoints to keep.
-    - `divergence_factor`: stop (like a NaN loss) when a step's loss exceeds this many times
-      the lowest loss so far (when that is positive); ``null`` disables the check.
-    - `trackers`: where the metrics also go (`sciops.track`): `tensorboard` (event files in the
-      run folder), `csv` (`metrics.csv`), `wandb` (Weights & Biases, the `track` extra).
-    - `precision`: the compute dtype of the training step: `float32`, or `bfloat16` (the
+    **Fields:**
+
+    - `steps` [steps]: optimizer steps.
+    - `batch_size` [samples]: the global batch (divisible by the `data` axis of `mesh`).
+    - `eval_batch_size` [samples]: samples per evaluation batch.
+    - `optimizer` [-]: the `OptimizerConfig` (keys `train.optimizer.*`).
+    - `eval_every`, `checkpoint_every` [steps]: evaluation and checkpoint intervals (0
+      disables them during training; both still happen at the end).
+    - `log_every` [steps]: interval of the training-loss lines of `metrics.jsonl`.
+    - `keep_checkpoints` [count]: how many recent checkpoints to keep.
+    - `mesh` [devices]: named device-mesh axes (`data`, `space`) → sizes, ``-1`` meaning "the
+      remaining devices".
+    - `progress` [-]: report progress on stderr (a bar on a terminal, lines in logs).
+    - `divergence_factor` [1]: stop (like a NaN loss) when a step's loss exceeds this many
+      times the lowest loss so far (when that is positive); ``null`` disables the check.
+    - `trackers` [-]: where the metrics also go (`sciops.track`): `tensorboard` (event files in
+      the run folder), `csv` (`metrics.csv`), `wandb` (Weights & Biases, the `track` extra).
+    - `precision` [-]: the compute dtype of the training step: `float32`, or `bfloat16` (the
       parameters and the model inputs cast inside the loss; master weights, optimizer state,
       gradients, normalisers and the loss reduction stay float32; docs/memory.md).
-    - `remat`: `blocks` rematerialises every model block in the backward pass
+    - `remat` [-]: `blocks` rematerialises every model block in the backward pass
       (`jax.checkpoint` per block), `none` stores all activations.
-    - `remat_policy`: what a rematerialised block may still save: the name of a
+    - `remat_policy` [-]: what a rematerialised block may still save: the name of a
       `jax.checkpoint_policies` policy (`sciops.nn.REMAT_POLICIES`).
     """
 

@@ -25,7 +25,7 @@ import numpy as np
 from .._errors import ConfigError, TrainingError
 
 __all__ = ["initialize", "detect_launcher", "is_primary", "barrier", "gather", "local_copy",
-           "process_slice"]
+           "process_slice", "rows_split_over_processes", "global_batch"]
 
 Method = Literal["auto", "slurm", "mpi", "explicit"]
 
@@ -212,3 +212,27 @@ def process_slice(n: int) -> slice:
         raise ConfigError(f"train.batch_size: {n} is not divisible by the {count} processes")
     per = n // count
     return slice(index * per, (index + 1) * per)
+
+
+def rows_split_over_processes(mesh) -> bool:
+    """True when each process's devices hold a distinct part of the batch rows (the mesh axis
+    `data` spans the processes evenly), so that a process reads only its rows
+    (`process_slice`). False when processes share rows: a `space` axis across processes,
+    such as one mesh partitioned over the devices of several processes."""
+    count = jax.process_count()
+    if count == 1:
+        return True
+    data = mesh.shape.get("data", 1)
+    if data % count:
+        return False
+    # the devices of one `data` index must all belong to one process
+    grid = np.asarray(mesh.devices).reshape(data, -1)
+    return all(len({d.process_index for d in row}) == 1 for row in grid)
+
+
+def global_batch(batch, shardings) -> dict:
+    """Global arrays from a host batch that every process holds whole: each process places
+    only the blocks of its own devices (`jax.make_array_from_callback`)."""
+    return {k: jax.make_array_from_callback(np.shape(v), shardings[k],
+                                            lambda i, v=v: np.asarray(v[i]))
+            for k, v in batch.items()}

@@ -18,7 +18,7 @@ import numpy as np
 from .._errors import TrainingError
 from ..data import Dataset, shard_batch
 from ..models import Family
-from ._distributed import gather, process_slice
+from ._distributed import gather, global_batch, process_slice, rows_split_over_processes
 from ._mesh import field_shardings
 
 __all__ = ["evaluate_dataset"]
@@ -70,13 +70,16 @@ def evaluate_dataset(family: Family, model_config: Any, model: Any, dataset: Dat
         batch_size = max(n_data, (batch_size // n_data) * n_data)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
-    rows, first = process_slice(batch_size), 0
+    # processes that share rows (a `space` axis across processes) each hold the whole batch
+    whole = mesh is not None and not rows_split_over_processes(mesh)
+    rows, first = (slice(None) if whole or mesh is None else process_slice(batch_size)), 0
     for batch in dataset.batches(batch_size, seed=None, drop_last=False):
         batch, n = _pad_batch(batch, batch_size)
         if mesh is not None:
             local = {k: v[rows] for k, v in batch.items()}
-            batch = shard_batch(local, field_shardings(mesh, {k: (batch_size, *v.shape[1:])
-                                                               for k, v in local.items()}))
+            shardings = field_shardings(mesh, {k: (batch_size, *v.shape[1:])
+                                               for k, v in local.items()})
+            batch = global_batch(local, shardings) if whole else shard_batch(local, shardings)
             with jax.set_mesh(mesh):
                 out = gather(metrics_fn(model, batch))
         else:

@@ -44,7 +44,14 @@ from ._callbacks import (
 from ._checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from ._config import Config, config_to_dict
 from ._data import DataBundle, ensure_generated, prepare_data
-from ._distributed import barrier, is_primary, local_copy, process_slice
+from ._distributed import (
+    barrier,
+    global_batch,
+    is_primary,
+    local_copy,
+    process_slice,
+    rows_split_over_processes,
+)
 from ._evaluation import evaluate_dataset
 from ._mesh import field_shardings, make_mesh, replicated
 from ._optimizer import make_optimizer
@@ -147,6 +154,11 @@ def _setup(config: Config, fam: Family, run_dir: pathlib.Path, resume: bool,
             train=fam.prepare(config.model, bundle.train),
             val=None if bundle.val is None else fam.prepare(config.model, bundle.val),
             tests={k: fam.prepare(config.model, v) for k, v in bundle.tests.items()})
+    if mesh.shape.get("space", 1) > 1 and fam.partition is not None:
+        # one mesh over the devices of `space`: the training split in the partitioned layout
+        # (evaluation runs on the whole meshes, replicated over `space`)
+        bundle = dataclasses.replace(bundle, train=fam.partition(config.model, bundle.train,
+                                                                 mesh.shape["space"]))
     rep = replicated(mesh)
     state = jax.tree.map(lambda x: jax.device_put(x, rep) if eqx.is_array(x) else x, state)
     return _Setup(mesh=mesh, bundle=bundle, state=state, header=header, optimizer=optimizer)
@@ -203,6 +215,9 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
         checkpointer(state, tc.steps, {"metrics": final})
     if is_primary():
         write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
+        if tc.progress:  # seconds of matplotlib that would otherwise pass in silence
+            print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
+                  file=sys.stderr, flush=True)
         _plots(fam, config, local_copy(state.model), bundle, run_dir)
         for png in sorted(run_dir.glob("*.png")):
             trackers.log_image(png.stem, png, tc.steps)
@@ -226,15 +241,24 @@ def _on_mesh(step_fn, mesh):
 def _batches(train: Dataset, config: Config, mesh, step: int):
     """The global batches from `step` on (fixed by seed, epoch), this process's rows, sharded."""
     tc = config.train
-    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()})
-    rows = process_slice(tc.batch_size)
+    space_axes = {k: int(a["space_axis"]) for k, a in train.field_attrs.items()
+                  if "space_axis" in a}
+    sharding = field_shardings(mesh, {k: (tc.batch_size, *train.shape(k)) for k in train.keys()},
+                               space_axes)
+    # when processes share rows (a mesh partitioned over the devices of several processes),
+    # every process reads the whole batch and places the blocks of its own devices
+    whole = not rows_split_over_processes(mesh)
+    rows = slice(None) if whole else process_slice(tc.batch_size)
     per_epoch = len(train) // tc.batch_size
     epoch, pos = divmod(step, per_epoch)
     while True:
         order = train.epoch_order(config.seed, epoch)
         for b in range(pos, per_epoch):
             idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rows]
-            yield shard_batch(train.take(idx), sharding)
+            if whole:
+                yield global_batch(train.take(idx), sharding)
+            else:
+                yield shard_batch(train.take(idx), sharding)
         epoch, pos = epoch + 1, 0
 
 
@@ -244,7 +268,8 @@ def _start_run_folder(run_dir: pathlib.Path, config: Config, train: Dataset) -> 
     n = min(len(train), 4)
     tmp = run_dir / f".{SAMPLE_FILE}.tmp-{os.getpid()}"
     write_hdf5(tmp, train.take(np.arange(n)), {"note": "first training samples, used to "
-                                               "rebuild the model's shapes"})
+                                               "rebuild the model's shapes"},
+               field_attrs=train.field_attrs)  # units: for the CLI's metrics
     os.replace(tmp, run_dir / SAMPLE_FILE)
     record_run_info(run_dir)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(config),

@@ -54,14 +54,22 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P("data"))
 
 
-def field_shardings(mesh: Mesh, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, NamedSharding]:
+def field_shardings(mesh: Mesh, shapes: Mapping[str, tuple[int, ...]],
+                    space_axes: Mapping[str, int] | None = None) -> dict[str, NamedSharding]:
     """Per-field shardings of a batch: the batch axis over `data`, and for grid fields
     (`(batch, channels, *spatial)` with at least two spatial axes) the first spatial axis over
-    `space` when that mesh axis has more than one device (domain decomposition)."""
+    `space` when that mesh axis has more than one device (domain decomposition).
+
+    `space_axes` (field → sample axis): fields split over `space` along that axis instead,
+    such as the node and edge blocks of a partitioned mesh (the ``space_axis`` field
+    attribute that `Family.partition` sets)."""
     space = mesh.shape.get("space", 1)
+    space_axes = space_axes or {}
     out = {}
     for k, shape in shapes.items():
-        if space > 1 and len(shape) >= 4 and shape[2] % space == 0:
+        if space > 1 and k in space_axes:
+            out[k] = NamedSharding(mesh, P("data", *([None] * space_axes[k]), "space"))
+        elif space > 1 and len(shape) >= 4 and shape[2] % space == 0:
             out[k] = NamedSharding(mesh, P("data", None, "space"))
         else:
             out[k] = NamedSharding(mesh, P("data"))

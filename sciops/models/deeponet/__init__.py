@@ -13,5 +13,5 @@ from ._family import predict as predict
 from ._family import relative_l2 as relative_l2
 
 FAMILIES = {"deeponet": register_family(Family("deeponet", DeepONetConfig, build, loss, metrics,
-                                               plot))}
+                                               plot, units={"l2": "1", "l2_global": "1"}))}
 """The `deeponet` family record(s), by name, as `sciops.models.family` finds them."""

@@ -43,20 +43,25 @@ class DeepONetConfig:
 
     **Fields:**
 
-    - `input_key`: the input function (``(channels, *sensors)`` per sample), or null.
-    - `coeff_key`: the coefficient vector of the parameterised term, or null.
-    - `target_key`: the output field, ``(channels, *grid)`` (or ``(channels, n)`` with
+    - `input_key` [-]: the input function (``(channels, *sensors)`` per sample), or null.
+    - `coeff_key` [-]: the coefficient vector of the parameterised term, or null.
+    - `target_key` [-]: the output field, ``(channels, *grid)`` (or ``(channels, n)`` with
       `points_key`).
-    - `mask_key`: the geometry mask ``(1, *grid)``, or null.
-    - `task_key`: integer task (or geometry) id per sample, for per-task metrics; or null.
-    - `points_key`: per-sample query points ``(n, d)`` (pointwise form); null for the grid.
-    - `mask_in_branch`, `mask_in_loss`: see the module docstring.
-    - `branch`: ``mlp`` or ``cnn``; `branch_width`, `branch_depth`, `cnn_channels`,
-      `trunk_width`, `trunk_depth`, `latent` ($p$): sizes; `activation`.
-    - `loss`: ``per_sample`` or ``global`` relative L2.
-    - `task_names`: labels of the task ids 0, 1, ... (required with `task_key`; the names of
-      the per-task metrics ``l2/<name>``). They are config, not model state, so a transfer run
-      on a new geometry can name its own tasks.
+    - `mask_key` [-]: the geometry mask ``(1, *grid)``, or null.
+    - `task_key` [-]: integer task (or geometry) id per sample, for per-task metrics; or null.
+    - `points_key` [-]: per-sample query points ``(n, d)`` (pointwise form); null for the
+      grid.
+    - `mask_in_branch`, `mask_in_loss` [-]: see the module docstring.
+    - `branch` [-]: ``mlp`` or ``cnn``.
+    - `branch_width`, `trunk_width` [units]: hidden widths of the branch and trunk MLPs.
+    - `branch_depth`, `trunk_depth` [count]: hidden layers of the branch and trunk MLPs.
+    - `cnn_channels` [channels]: channels of the CNN branch's convolutions, one per layer.
+    - `latent` [count]: $p$, the number of basis functions (branch and trunk outputs).
+    - `activation` [-]: the hidden layers' activation function.
+    - `loss` [-]: ``per_sample`` or ``global`` relative L2.
+    - `task_names` [-]: labels of the task ids 0, 1, ... (required with `task_key`; the names
+      of the per-task metrics ``l2/<name>``). They are config, not model state, so a transfer
+      run on a new geometry can name its own tasks.
     """
 
     input_key: str | None = "u0"

@@ -10,5 +10,6 @@ from ._fno import FNO as FNO
 from ._mg import MGOperator as MGOperator
 from ._mg import MGPatching as MGPatching
 
-FAMILIES = {"fno": register_family(Family("fno", FNOConfig, build, loss, metrics, plot))}
+FAMILIES = {"fno": register_family(Family("fno", FNOConfig, build, loss, metrics, plot,
+                                          units={"l2": "1", "h1": "1"}))}
 """The `fno` family record(s), by name, as `sciops.models.family` finds them."""

@@ -39,30 +39,41 @@ class FNOConfig:
 
     **Fields:**
 
-    - `n_modes`: Fourier modes kept per spatial axis (full-spectrum count; neuraloperator's
-      convention), at most the grid size on each axis.
-    - `hidden_channels`, `n_layers`, `lifting_channels`, `projection_channels`: sizes.
-    - `positional_embedding`: append cell-centre coordinates to the input.
-    - `padding`: domain padding fraction (for non-periodic problems such as Darcy).
-    - `loss`: training loss, relative ``"l2"`` or relative ``"h1"``.
-    - `in_key`, `out_key`: the data fields mapped from and to. A field stored without a
-      channel axis (`(n, *spatial)`, e.g. neuraloperator's Darcy files) is read as one channel.
+    - `n_modes` [modes]: Fourier modes kept per spatial axis (full-spectrum count;
+      neuraloperator's convention), at most the grid size on each axis.
+    - `hidden_channels` [channels]: width of the Fourier layers.
+    - `n_layers` [count]: Fourier layers.
+    - `lifting_channels`, `projection_channels` [channels]: hidden widths of the lifting and
+      projection MLPs.
+    - `positional_embedding` [-]: append cell-centre coordinates to the input.
+    - `padding` [1]: domain padding as a fraction of each axis (for non-periodic problems
+      such as Darcy).
+    - `loss` [-]: training loss, relative ``"l2"`` or relative ``"h1"``.
+    - `in_key`, `out_key` [-]: the data fields mapped from and to. A field stored without a
+      channel axis (`(n, *spatial)`, e.g. neuraloperator's Darcy files) is read as one
+      channel.
 
     MG-TFNO keys (Kossaifi et al. 2024; docs/tfno.md):
 
-    - `factorization`: the spectral weights' format, ``"dense"``, ``"cp"``, ``"tucker"`` or
-      ``"tt"``; `rank`: an int, or a float in (0, 1] = fraction of the dense parameter count;
-      `joint`: one factorized tensor for all layers (True) or one per layer;
-      `implementation`: contract with the factors (``"factorized"``) or rebuild the weight
-      first (``"reconstructed"``).
-    - `skip`: the Fourier layer's skip, ``"linear"``, ``"soft-gating"`` or ``"identity"``;
-      `channel_mlp_expansion`: hidden width of a per-layer channel MLP as a fraction of
-      `hidden_channels` (0: none), with skip `channel_mlp_skip`; `norm`: ``"none"``,
-      ``"instance"`` or ``"group"`` (4 groups).
-    - `mg_patches`: patches per side (1: none); `mg_levels`: coarser context levels;
-      `mg_padding`: patch overlap as a fraction of the patch size; `mg_boundary`: filling
-      outside the domain (``"reflect"``, ``"edge"``, ``"periodic"`` only for periodic data);
-      `mg_train`: per training sample use ``"one"`` random patch or ``"all"`` patches.
+    - `factorization` [-]: the spectral weights' format, ``"dense"``, ``"cp"``, ``"tucker"``
+      or ``"tt"``.
+    - `rank` [1]: the factorization's rank: an int, or a float in (0, 1] = fraction of the
+      dense parameter count.
+    - `joint` [-]: one factorized tensor for all layers (true) or one per layer.
+    - `implementation` [-]: contract with the factors (``"factorized"``) or rebuild the
+      weight first (``"reconstructed"``).
+    - `skip` [-]: the Fourier layer's skip, ``"linear"``, ``"soft-gating"`` or
+      ``"identity"``.
+    - `channel_mlp_expansion` [1]: hidden width of a per-layer channel MLP as a fraction of
+      `hidden_channels` (0: none).
+    - `channel_mlp_skip` [-]: the channel MLP's skip (as `skip`).
+    - `norm` [-]: ``"none"``, ``"instance"`` or ``"group"`` (4 groups).
+    - `mg_patches` [count]: patches per side (1: none).
+    - `mg_levels` [count]: coarser context levels.
+    - `mg_padding` [1]: patch overlap as a fraction of the patch size.
+    - `mg_boundary` [-]: filling outside the domain (``"reflect"``, ``"edge"``,
+      ``"periodic"`` only for periodic data).
+    - `mg_train` [-]: per training sample use ``"one"`` random patch or ``"all"`` patches.
     """
 
     n_modes: tuple[int, ...] = (16, 16)

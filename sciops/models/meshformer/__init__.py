@@ -9,6 +9,8 @@ from ._config import Neighbourhood as Neighbourhood
 from ._family import build, loss, metrics, plot
 from ._family import prepare as prepare
 from ._mgn import MeshGraphNet as MeshGraphNet
+from ._partition import partition as partition_mesh
+from ._partition import unpartition as unpartition
 from ._simulator import MeshSimulator as MeshSimulator
 from ._transformer import MeshTransformer as MeshTransformer
 
@@ -30,12 +32,19 @@ def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                         node_types=node_types)
 
 
+def partition_run(config, dataset, parts: int):
+    """`Family.partition` of `meshformer` and `meshgraphnet`: `partition_mesh` with the
+    config's `partition` method."""
+    return partition_mesh(config, dataset, parts, method=config.partition)
+
+
 FAMILIES = {
     "meshformer": register_family(Family("meshformer", MeshTransformerConfig, build, loss,
-                                         metrics, plot, prepare=prepare, rollout=rollout_run)),
+                                         metrics, plot, prepare=prepare, rollout=rollout_run,
+                                         partition=partition_run)),
     "meshgraphnet": register_family(Family("meshgraphnet", MeshGraphNetConfig, build, loss,
                                            metrics, plot, prepare=prepare,
-                                           rollout=rollout_run)),
+                                           rollout=rollout_run, partition=partition_run)),
 }
 """The `meshformer` and `meshgraphnet` family records, by name, as `sciops.models.family` finds
 them."""

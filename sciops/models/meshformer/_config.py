@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from ..._errors import ConfigError
 from ...nn._graph import Neighbourhood
@@ -22,6 +23,8 @@ def _check_common(c) -> None:
         raise ConfigError(f"model.loss_node_types: node types are 0..8, got {list(c.loss_node_types)}")
     if not c.output_loss_weight >= 0:
         raise ConfigError(f"model.output_loss_weight: must be >= 0, got {c.output_loss_weight}")
+    if c.partition not in ("rcb", "metis"):
+        raise ConfigError(f"model.partition: expected 'rcb' or 'metis', got {c.partition!r}")
     if c.edge_multiple < 1:
         raise ConfigError(f"model.edge_multiple: must be >= 1, got {c.edge_multiple}")
 
@@ -30,28 +33,39 @@ def _check_common(c) -> None:
 class MeshTransformerConfig:
     """The mesh transformer of Garnier et al. (2025): adjacency-restricted attention.
 
-    - `state_fields`: fields advanced in time (input at t, predicted as the change to t+1:
-      the velocity-change target of MeshGraphNets); `output_fields`: fields predicted
-      directly at t+1 and not fed back (optional, e.g. pressure; none by default, as
-      MeshGraphNets' cylinder model); `output_loss_weight`: their weight in the loss (the
-      loss is the weighted mean of the per-channel MSEs, state channels weighing 1).
-    - `loss_node_types`: node types that evolve (MeshGraphNets codes: 0 fluid, 5 outflow); the
-      loss uses them, and a rollout overwrites the others from the boundary conditions.
-    - `noise_std`: Gaussian noise added to the state inputs on fluid nodes during training
-      (physical units; Pfaff et al. use 0.02 for cylinder flow). The normalisers are
-      computed on noised inputs and on the noise-correcting targets, as MeshGraphNets'
-      online normalisers see them.
-    - `width`, `heads`, `n_layers`, `mlp_ratio`: the transformer; `encoder_depth`: hidden
-      layers of the node encoder and decoder MLPs.
-    - `layers`: per layer (cycled over `n_layers`) a list of per-head neighbourhoods (cycled
-      over `heads`): `{hops, dilation, random, global_nodes}`.
-    - `n_global`: learned global nodes linked to every node by heads with `global_nodes`.
-    - `coordinates`, `laplacian_pe`, `random_walk_pe`: positional encodings: node
-      coordinates, the first k Laplacian eigenvectors (sign-flipped at random during
-      training), the k-step random-walk return probabilities.
-    - `edge_multiple`: edge lists are padded to a multiple of this (one compile per bucket).
-    - `graph_seed`: seed of the random extra edges.
-    - `eval_rollout_steps`: length of the rollout scored by `metrics` during training.
+    **Fields:**
+
+    - `state_fields` [-]: fields advanced in time (input at t, predicted as the change to t+1:
+      the velocity-change target of MeshGraphNets).
+    - `output_fields` [-]: fields predicted directly at t+1 and not fed back (optional, e.g.
+      pressure; none by default, as MeshGraphNets' cylinder model).
+    - `output_loss_weight` [1]: their weight in the loss (the loss is the weighted mean of
+      the per-channel MSEs, state channels weighing 1).
+    - `loss_node_types` [-]: node types that evolve (MeshGraphNets codes: 0 fluid, 5
+      outflow); the loss uses them, and a rollout overwrites the others from the boundary
+      conditions.
+    - `noise_std` [state units]: Gaussian noise added to the state inputs on fluid nodes
+      during training (physical units; Pfaff et al. use 0.02 for cylinder flow). The
+      normalisers are computed on noised inputs and on the noise-correcting targets, as
+      MeshGraphNets' online normalisers see them.
+    - `width` [channels]: the transformer's width.
+    - `heads` [count]: attention heads per layer.
+    - `n_layers` [count]: transformer layers.
+    - `mlp_ratio` [1]: the feed-forward MLP's width as a multiple of `width`.
+    - `encoder_depth` [count]: hidden layers of the node encoder and decoder MLPs.
+    - `layers` [-]: per layer (cycled over `n_layers`) a list of per-head neighbourhoods
+      (cycled over `heads`): `{hops, dilation, random, global_nodes}`.
+    - `n_global` [count]: learned global nodes linked to every node by heads with
+      `global_nodes`.
+    - `coordinates`, `laplacian_pe`, `random_walk_pe` [-]: positional encodings: node
+      coordinates (true/false), the first k Laplacian eigenvectors (sign-flipped at random
+      during training), the k-step random-walk return probabilities (k, 0: none).
+    - `edge_multiple` [edges]: edge lists are padded to a multiple of this (one compile per
+      bucket).
+    - `graph_seed` [-]: seed of the random extra edges.
+    - `eval_rollout_steps` [steps]: length of the rollout scored by `metrics` during training.
+    - `partition` [-]: how a run whose mesh has a ``space`` axis splits each mesh over its
+      devices: ``"rcb"`` (recursive coordinate bisection) or ``"metis"`` (pymetis).
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
@@ -72,6 +86,7 @@ class MeshTransformerConfig:
     edge_multiple: int = 1024
     graph_seed: int = 0
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)
@@ -110,8 +125,28 @@ class MeshTransformerConfig:
 class MeshGraphNetConfig:
     """MeshGraphNets (Pfaff et al., ICLR 2021): encode–process–decode message passing.
 
-    Fields as `MeshTransformerConfig` for the data; `latent`: latent size (128 in the paper),
-    `message_passing_steps` (15), `mlp_depth`: hidden layers per MLP (2).
+    **Fields:**
+
+    - `state_fields` [-]: fields advanced in time (input at t, predicted as the change to t+1:
+      the velocity-change target of MeshGraphNets).
+    - `output_fields` [-]: fields predicted directly at t+1 and not fed back (optional, e.g.
+      pressure; none by default, as MeshGraphNets' cylinder model).
+    - `output_loss_weight` [1]: their weight in the loss (the loss is the weighted mean of
+      the per-channel MSEs, state channels weighing 1).
+    - `loss_node_types` [-]: node types that evolve (MeshGraphNets codes: 0 fluid, 5
+      outflow); the loss uses them, and a rollout overwrites the others from the boundary
+      conditions.
+    - `noise_std` [state units]: Gaussian noise added to the state inputs on fluid nodes
+      during training (physical units; Pfaff et al. use 0.02 for cylinder flow). The
+      normalisers are computed on noised inputs and on the noise-correcting targets, as
+      MeshGraphNets' online normalisers see them.
+    - `latent` [channels]: latent size (128 in the paper).
+    - `message_passing_steps` [count]: processor blocks (15 in the paper).
+    - `mlp_depth` [count]: hidden layers per MLP (2 in the paper).
+    - `edge_multiple` [edges]: edge lists are padded to a multiple of this (one compile per
+      bucket).
+    - `eval_rollout_steps` [steps]: length of the rollout scored by `metrics` during training.
+    - `partition` [-]: as `MeshTransformerConfig`.
     """
 
     state_fields: tuple[str, ...] = ("velocity",)
@@ -124,6 +159,7 @@ class MeshGraphNetConfig:
     mlp_depth: int = 2
     edge_multiple: int = 1024
     eval_rollout_steps: int = 20
+    partition: Literal["rcb", "metis"] = "rcb"
 
     def __post_init__(self):
         _check_common(self)

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ... import _random
 from ..._errors import DataError
 from ...data import Dataset, Normalizer
+from ...nn._dist_fft import batch_vmap
 from ...nn._graph import mesh_edges
 from ._config import MeshGraphNetConfig, MeshTransformerConfig
 from ._graphs import cell_array, prepare
@@ -138,7 +138,7 @@ def _sample_loss(config, model: MeshSimulator, sample, key):
     t = jax.random.randint(kt, (), 0, n_t - 1)
     x_t, x_next = model.state_at(sample, t), model.state_at(sample, t + 1)
     fluid = ((sample["node_type"] == NORMAL) & sample["node_mask"])[:, None]
-    x_in = x_t + config.noise_std * _random.normal(kn, x_t.shape, x_t.dtype) * fluid
+    x_in = x_t + config.noise_std * model.node_noise(kn, sample, x_t) * fluid
     # the target corrects the noise, so a rollout learns to undo its own errors (Pfaff et al.)
     target = [model.delta_norm.encode(x_next - x_in)]
     if model.out_norm is not None:
@@ -164,7 +164,9 @@ def loss(config, model: MeshSimulator, batch, *, key):
     """Mean over the batch of the per-trajectory masked one-step MSE (normalised units)."""
     check_prepared(batch.keys(), model.net)
     b = batch["node_mask"].shape[0]
-    values = jax.vmap(lambda s, k: _sample_loss(config, model, s, k))(
+    # batch_vmap: on a mesh with a `space` axis the batch stays split over `data` around the
+    # partitioned networks' shard_map
+    values = batch_vmap(lambda s, k: _sample_loss(config, model, s, k))(
         batch, jax.random.split(key, b))
     value = jnp.mean(values)
     return value, {"mse": value}

@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ...nn import MLP, remat_block, to_compute
+from ._partition import is_partitioned, sharded_call
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 
@@ -35,6 +36,13 @@ def _edge_update(mlp: MLP, e: Float[Array, "edges latent"], v: Float[Array, "nod
     if mlp.norm is not None:
         x = jax.vmap(mlp.norm)(x)
     return x
+
+
+def _edge_features(points: Float[_A, "nodes dim"], senders: Int[_A, " edges"],
+                   receivers: Int[_A, " edges"]) -> Float[Array, "edges dim+1"]:
+    """Relative position of sender to receiver and its length (Pfaff et al. 2021)."""
+    rel = points[senders] - points[receivers]
+    return jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
 
 
 class ProcessorBlock(eqx.Module):
@@ -86,6 +94,12 @@ class MeshGraphNet(eqx.Module):
     def __call__(self, x: Float[_A, "nodes features"], edge_features: Float[_A, "edges efeat"],
                  senders: Int[_A, " edges"], receivers: Int[_A, " edges"],
                  mask: Bool[_A, " edges"]) -> Float[Array, "nodes out"]:
+        return self._run(x, edge_features, senders, receivers, mask)
+
+    def _run(self, x, edge_features, senders, receivers, mask, halo=None):
+        """`__call__`; with `halo` (a partition, `local_call`) every processor step runs on the
+        owned rows followed by the halo rows `halo(v)` and keeps the owned ones."""
+        n = x.shape[0]
         # a training step's compute dtype (sciops.nn.MemoryPolicy)
         v = jax.vmap(self.node_encoder)(to_compute(x))
         e = jax.vmap(self.edge_encoder)(to_compute(edge_features))
@@ -94,7 +108,9 @@ class MeshGraphNet(eqx.Module):
         def body(carry, p):
             v, e = carry
             block = eqx.combine(p, static)
-            return remat_block(block)(v, e, senders, receivers, mask), None
+            rows = v if halo is None else jnp.concatenate([v, halo(v)])
+            rows, e = remat_block(block)(rows, e, senders, receivers, mask)
+            return (rows[:n], e), None
 
         (v, _), _ = jax.lax.scan(body, (v, e), params)
         return jax.vmap(self.decoder)(v)
@@ -107,6 +123,21 @@ class MeshGraphNet(eqx.Module):
         """The network on one prepared mesh sample: edge features are the relative positions
         and their length on the ``mesh_*`` edges, normalised by `edge_norm`."""
         s, r = sample["mesh_senders"], sample["mesh_receivers"]
-        rel = sample["points"][s] - sample["points"][r]
-        ef = jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
-        return self(x, edge_norm.encode(ef), s, r, sample["mesh_edge_mask"])
+        if is_partitioned(sample):
+            return sharded_call(MeshGraphNet.local_call, (self, edge_norm), x,
+                                (sample["points"], s, r, sample["mesh_edge_mask"]), sample)
+        return self(x, edge_norm.encode(_edge_features(sample["points"], s, r)), s, r,
+                    sample["mesh_edge_mask"])
+
+    @staticmethod
+    def local_call(modules: tuple, x: Float[_A, "own features"], data: tuple, halo
+                   ) -> Float[Array, "own out"]:
+        """The network on one device's partition of a mesh (inside `jax.shard_map`; see
+        `sciops.models.meshformer.partition`): `modules` is ``(net, edge_norm)``, `x` the
+        owned nodes' features, `data` ``(points, senders, receivers, mask)`` with owned points
+        and local edges over ``[owned | halo]`` rows; `halo(v)` fetches the halo rows of
+        owned values before every processor step. Equals `__call__` on the whole mesh."""
+        net, edge_norm = modules
+        points, s, r, mask = data
+        pts = jnp.concatenate([points, halo(points)])
+        return net._run(x, edge_norm.encode(_edge_features(pts, s, r)), s, r, mask, halo)

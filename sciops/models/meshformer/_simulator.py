@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ... import _random
 from ..._errors import DataError
 from ...data import Normalizer
 from ._mgn import MeshGraphNet
+from ._partition import PARTITION_FIELD, is_partitioned
 from ._transformer import MeshTransformer
 
 __all__ = ["N_NODE_TYPES", "NORMAL", "MeshSimulator", "check_prepared"]
@@ -80,6 +82,18 @@ class MeshSimulator(eqx.Module):
     def evolving(self, sample: dict[str, Any]) -> Bool[Array, " nodes"]:
         """Nodes whose state the model predicts (the others follow boundary conditions)."""
         return jnp.isin(sample["node_type"], jnp.asarray(self.evolving_types)) & sample["node_mask"]
+
+    def node_noise(self, key: PRNGKeyArray, sample: dict[str, Any],
+                   like: Float[Array | np.ndarray, "nodes channels"]
+                   ) -> Float[Array, "nodes channels"]:
+        """Standard normal noise per node, the same numbers for a node whichever device
+        layout the sample has: on a partitioned mesh (`sciops.models.meshformer.partition`)
+        drawn in the original node order and gathered into the device blocks."""
+        if is_partitioned(sample):
+            full = _random.normal(key, (sample["part_node_slot"].shape[0], like.shape[-1]),
+                                  like.dtype)
+            return full[sample[PARTITION_FIELD]]
+        return _random.normal(key, like.shape, like.dtype)
 
     # --- network ------------------------------------------------------------------------
     def predict(self, sample: dict[str, Any], state: Float[Array | np.ndarray, "nodes channels"], *,

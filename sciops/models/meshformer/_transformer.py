@@ -12,6 +12,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from ... import _random
 from ...nn import MLP, remat_block, to_compute
 from ...nn._attention import EdgeAttention
+from ...nn._graph_partition import shared_segment_reduce
+from ._partition import is_partitioned, sharded_call
 
 _A = Array | np.ndarray  # host-built index/mask arrays may be numpy
 
@@ -53,9 +55,12 @@ class TransformerBlock(eqx.Module):
         self.mlp = GatedMLP(width, mlp_ratio * width, key=km)
 
     def __call__(self, h: Float[_A, "nodes channels"], senders: Int[_A, " edges"],
-                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"]
-                 ) -> Float[Array, "nodes channels"]:
-        h = h + self.attention(jax.vmap(self.norm1)(h), senders, receivers, mask)
+                 receivers: Int[_A, " edges"], mask: Bool[_A, "edges heads"], *,
+                 segment_reduce=None) -> Float[Array, "nodes channels"]:
+        """`segment_reduce`: on a partitioned mesh, the reduction of receivers that span
+        devices (`sciops.nn.shared_segment_reduce`)."""
+        h = h + self.attention(jax.vmap(self.norm1)(h), senders, receivers, mask,
+                               segment_reduce=segment_reduce)
         return h + jax.vmap(self.mlp)(jax.vmap(self.norm2)(h))
 
 
@@ -96,13 +101,26 @@ class MeshTransformer(eqx.Module):
         """`graphs[g] = (senders (edges_g,), receivers (edges_g,), mask (edges_g, heads))`, one
         per distinct layer connectivity (their edge counts differ); global tokens have indices
         ≥ nodes."""
+        return self._forward(x, graphs)
+
+    def _forward(self, x, graphs, halo=None):
+        """`__call__`; with `halo` (a partition, `local_call`) every block runs on the rows
+        ``[owned | halo(owned) | global]`` and keeps the owned and global ones, the global
+        tokens' softmax and messages reduced over the devices."""
         n = x.shape[0]
         h = jax.vmap(self.encoder)(to_compute(x))  # a training step's compute dtype
-        if self.global_tokens is not None:
-            h = jnp.concatenate([h, self.global_tokens.astype(h.dtype)])
+        glob = None if self.global_tokens is None else self.global_tokens.astype(h.dtype)
         for block, g in zip(self.blocks, self.layer_graph, strict=False):
-            h = remat_block(block)(h, *graphs[g])  # rematerialised under train.remat
-        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h[:n]))
+            rows = [h] if halo is None else [h, halo(h)]
+            first = sum(r.shape[0] for r in rows)
+            reduce = None if halo is None else shared_segment_reduce(first)
+            rows = rows + ([glob] if glob is not None else [])
+            # rematerialised under train.remat
+            out = remat_block(block)(jnp.concatenate(rows) if len(rows) > 1 else rows[0],
+                                     *graphs[g], segment_reduce=reduce)
+            h = out[:n]
+            glob = None if glob is None else out[first:]
+        return jax.vmap(self.decoder)(jax.vmap(self.norm)(h))
 
     # The field that `sciops.models.meshformer.prepare` adds for this network.
     prepared_field = "graph0_senders"
@@ -114,4 +132,15 @@ class MeshTransformer(eqx.Module):
         n_graphs = max(self.layer_graph) + 1
         graphs = tuple((sample[f"graph{g}_senders"], sample[f"graph{g}_receivers"],
                         sample[f"graph{g}_mask"]) for g in range(n_graphs))
+        if is_partitioned(sample):
+            return sharded_call(MeshTransformer.local_call, self, x, graphs, sample)
         return self(x, graphs)
+
+    def local_call(self, x: Float[_A, "own features"], graphs: tuple, halo
+                   ) -> Float[Array, "own out"]:
+        """The network on one device's partition of a mesh (inside `jax.shard_map`; see
+        `sciops.models.meshformer.partition`): `x` holds the owned nodes, `graphs` the local
+        edge lists over ``[owned | halo | global]`` rows, `halo(h)` fetches the halo rows of
+        owned features before every block. The global tokens are replicated; their softmax and
+        messages are reduced over the devices. Equals `__call__` on the whole mesh."""
+        return self._forward(x, graphs, halo)

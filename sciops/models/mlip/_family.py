@@ -30,21 +30,30 @@ _REQUIRED = ("positions", "species", "mask", "energy", "forces")
 class MLIPConfig:
     """The `model:` section of an mlip run.
 
-    - `cutoff`: radial cutoff (Å). Periodic cells must be at least this wide.
-    - `lmax`, `channels`, `n_layers`, `n_basis`, `radial_hidden`, `readout_hidden`: sizes.
-    - `tensor_product`: ``cp`` (TDN), ``e3nn`` (e3nn-jax full product), ``sh_matrix`` (exact,
-      edge harmonics contracted first), ``s2grid`` (Gaunt product) or ``exact`` (the fastest
-      exact form measured for this product, today ``sh_matrix``). The paper's comparison's
-      named alternatives, hence a Literal.
-    - `cp_rank`: CP rank (default the paper's $7L^2$); `cp_target_error`: instead, the smallest
-      rank reaching this relative error; `cp_cache_dir`: the CP factor cache folder.
-    - `max_neighbors`: edge budget per atom slot (edges = atoms × this), fixed so every step
-      compiles once; a training structure needing more is a `DataError`.
-    - `min_distance`: structures with two atoms closer than this (Å) are rejected.
-    - `energy_weight`, `forces_weight`, `stress_weight`: loss weights (per-atom energy, force
-      components, and the virial per atom $V\\sigma/N$, each in eV/atom or eV/Å divided by the
-      energy scale). `stress_weight: null` (the default) means 1.0 when the training data carry
-      a ``stress`` field and 0 when they do not; 0 switches stress training off.
+    **Fields:**
+
+    - `cutoff` [Å]: radial cutoff. Periodic cells must be at least this wide.
+    - `lmax` [-]: the highest angular degree $L$ of the features.
+    - `channels` [channels]: feature channels per degree.
+    - `n_layers` [count]: interaction layers.
+    - `n_basis` [count]: radial basis functions.
+    - `radial_hidden`, `readout_hidden` [units]: hidden widths of the radial and readout MLPs.
+    - `tensor_product` [-]: ``cp`` (TDN), ``e3nn`` (e3nn-jax full product), ``sh_matrix``
+      (exact, edge harmonics contracted first), ``s2grid`` (Gaunt product) or ``exact`` (the
+      fastest exact form measured for this product, today ``sh_matrix``). The paper's
+      comparison's named alternatives, hence a Literal.
+    - `cp_rank` [-]: CP rank (default the paper's $7L^2$).
+    - `cp_target_error` [1]: instead of `cp_rank`, the smallest rank reaching this relative
+      error.
+    - `cp_cache_dir` [-]: the CP factor cache folder.
+    - `max_neighbors` [count]: edge budget per atom slot (edges = atoms × this), fixed so every
+      step compiles once; a training structure needing more is a `DataError`.
+    - `min_distance` [Å]: structures with two atoms closer than this are rejected.
+    - `energy_weight`, `forces_weight`, `stress_weight` [1]: loss weights (per-atom energy,
+      force components, and the virial per atom $V\\sigma/N$, each in eV/atom or eV/Å
+      divided by the energy scale). `stress_weight: null` (the default) means 1.0 when the
+      training data carry a ``stress`` field and 0 when they do not; 0 switches stress
+      training off.
     """
 
     cutoff: float = 4.5

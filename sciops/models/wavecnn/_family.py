@@ -39,18 +39,26 @@ CONVS = {
 class WaveCNNConfig:
     """The `model:` section of a `wavecnn` run.
 
-    - `conv`: the hidden convolutions: `full`, `cp` (CP rank `rank`), `separable` (each kernel a
-      sum of `rank` outer products of 1-D filters), `tucker` (Tucker-2, ranks `rank`),
-      `depthwise` (depthwise-separable, depth multiplier `rank`). `rank` is ignored for `full`.
-    - `width`, `depth`, `kernel_size`: channels, residual blocks, square kernel side.
-    - `history`: input frames $k$; `pushforward`: steps unrolled without gradient before the
-      trained step (Brandstetter et al., ICLR 2022); `noise`: std of Gaussian noise added to the
-      input frames, relative to the scale of the per-step second difference $s_a$
-      (Sanchez-Gonzalez et al., ICML 2020, scale their noise to the per-step change too).
-      The leapfrog skeleton $2u^n - u^{n-1}$ is only neutrally stable, so a learned mode with
-      gain above one grows geometrically in a rollout; noise of about one $s_a$ (not 0.1)
-      teaches the network to damp such modes (docs/wavecnn.md, "Rollout stability").
-    - `rollout_steps`: horizon of the `rollout_l2` metric (capped by the trajectory length).
+    **Fields:**
+
+    - `conv` [-]: the hidden convolutions: `full`, `cp` (CP rank `rank`), `separable` (each
+      kernel a sum of `rank` outer products of 1-D filters), `tucker` (Tucker-2, ranks
+      `rank`), `depthwise` (depthwise-separable, depth multiplier `rank`).
+    - `rank` [count]: the rank (or depth multiplier) of `conv`; ignored for `full`.
+    - `width` [channels]: channels of the hidden convolutions.
+    - `depth` [count]: residual blocks.
+    - `kernel_size` [cells]: square kernel side.
+    - `history` [frames]: input frames $k$.
+    - `pushforward` [steps]: steps unrolled without gradient before the trained step
+      (Brandstetter et al., ICLR 2022).
+    - `noise` [1]: std of Gaussian noise added to the input frames, relative to the scale of
+      the per-step second difference $s_a$ (Sanchez-Gonzalez et al., ICML 2020, scale their
+      noise to the per-step change too). The leapfrog skeleton $2u^n - u^{n-1}$ is only
+      neutrally stable, so a learned mode with gain above one grows geometrically in a
+      rollout; noise of about one $s_a$ (not 0.1) teaches the network to damp such modes
+      (docs/wavecnn.md, "Rollout stability").
+    - `rollout_steps` [steps]: horizon of the `rollout_l2` metric (capped by the trajectory
+      length).
     """
 
     conv: Literal["full", "cp", "separable", "tucker", "depthwise"] = "full"
@@ -217,15 +225,16 @@ def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 progress: bool = True) -> dict:
     """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
     trajectories (imported when a rollout is asked for, so the model layer does not load the
-    eval layer). A grid rollout starts after the model's first `history` frames and always
-    writes its animation: `start`, `inflow` and `animation` are mesh-simulator options and have
-    no effect here."""
+    eval layer). A grid rollout starts after the model's first `history` frames: `start` and
+    `inflow` are mesh-simulator options and have no effect here; `animation=False` skips the
+    GIF."""
     from ...eval._grid_rollout import rollout as rollout_grid
 
     return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
-                        out_dir=out_dir, progress=progress)
+                        out_dir=out_dir, progress=progress, animation=animation)
 
 
-FAMILIES = {"wavecnn": register_family(Family("wavecnn", WaveCNNConfig, build, loss, metrics,
-                                              plot, rollout=rollout_run))}
+FAMILIES = {"wavecnn": register_family(Family(
+    "wavecnn", WaveCNNConfig, build, loss, metrics, plot, rollout=rollout_run,
+    units={"l2": "1", "rollout_l2": "1", "rollout_l2_last": "1"}))}
 """The `wavecnn` family record, by name, as `sciops.models.family` finds it."""
