@@ -2,9 +2,10 @@
 `space` axis, and the bytes its halo exchange moves.
 
 Meshes: structured tetrahedral boxes (each cube of an m×m×m grid cut into 6 tetrahedra, Kuhn's
-subdivision; ≈14 mesh neighbours per interior node), 100k, 300k and 1M nodes; the transformer
-attends over the 1-hop neighbourhood with self loops (≈15 edges per node: 4.4M edges at 300k
-nodes) in every head, and has 2 global tokens linked to every node by one head. One trajectory
+subdivision; 14 mesh neighbours per interior node), 100k, 300k and 1M nodes; the transformer
+attends over the 1-hop neighbourhood with self loops in every head, and has 2 global tokens
+linked to every node (both ways) by one head: ≈19 edges per node, 5.6M edges at 300k nodes
+(4.2M of them mesh edges). One trajectory
 of 2 frames with a 3-component state field.
 
 For each mesh and each of 1, 2, 4, 8 virtual CPU devices (a subprocess with
