@@ -164,6 +164,23 @@ def test_convert_a_gmsh_tetrahedral_mesh_with_physical_groups(tmp_path):
     np.testing.assert_array_equal(mesh_field(v, 0).cells["tetra"], back.cells["tetra"])
 
 
+@pytest.mark.parametrize("offset", [None, 0.4, 0.77])
+def test_plane_section_of_a_tetrahedral_mesh(offset):
+    """The section of the unit cube is the unit square (areas add up to 1, so the triangles
+    tile it without overlap), and it interpolates linear fields exactly."""
+    from sciops.data import plane_section
+
+    pts, tets = kuhn_cube(3)
+    xy, tri, w = plane_section(pts, tets, axis=2, offset=offset)
+    a = xy[tri]
+    d1, d2 = a[:, 1] - a[:, 0], a[:, 2] - a[:, 0]
+    area = 0.5 * np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+    assert area.sum() == pytest.approx(1.0, abs=1e-12) and area.min() > 0
+    z = 0.5 if offset is None else offset
+    f = pts @ np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(w @ f, xy @ np.array([1.0, 2.0]) + 3 * z, atol=1e-6)
+
+
 def _dense_reach(adj: np.ndarray, hops: int) -> np.ndarray:
     reach = np.eye(len(adj), dtype=bool)
     for _ in range(hops):
@@ -278,6 +295,8 @@ def test_models_step_and_roll_out_on_tetrahedra(tets, family, tmp_path):
     np.testing.assert_array_equal(u[:, ~ev], v[1:, ~ev].astype(np.float32))  # true boundary
     assert np.abs(u[1:, ev] - v[2:, ev]).max() > 0  # the model did predict
     assert np.isfinite(res["mean"]["model"]["velocity"]["rollout_all"])
+    assert (tmp_path / "traj_snapshot_velocity_step0006.png").is_file()  # a mid-plane section
+    assert (tmp_path / "traj_rollout.gif").is_file()
     # persistence's one-step error recomputed from the truth: teacher-forced over every
     # frame, the RMSE over all nodes and channels (the boundary nodes take the truth)
     d = (v[1:] - v[:-1]) * ev[None, :, None]

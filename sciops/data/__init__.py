@@ -36,7 +36,9 @@ from ._matlab import MatlabArray as MatlabArray
 from ._matlab import read_mat as read_mat
 from ._mesh import CELL_NODES as CELL_NODES
 from ._mesh import MeshField as MeshField
+from ._mesh import drawable_mesh as drawable_mesh
 from ._mesh import mesh_field as mesh_field
+from ._mesh import plane_section as plane_section
 from ._mesh import read_mesh_dataset as read_mesh_dataset
 from ._mesh import write_mesh_dataset as write_mesh_dataset
 from ._mesh_import import NodeTypeRule as NodeTypeRule
@@ -58,6 +60,7 @@ from ._normalize import Normalizer as Normalizer
 from ._normalize import fit_normalizer as fit_normalizer
 from ._pdebench import GroupStack as GroupStack
 from ._pdebench import read_foreign_hdf5 as read_foreign_hdf5
+from ._prefetch import prefetch as prefetch
 from ._readers import read_dataset as read_dataset
 from ._readers import read_npz as read_npz
 from ._readers import read_torch as read_torch

@@ -17,7 +17,8 @@ from .._errors import DataError
 from ._dataset import Dataset
 from ._hdf5 import read_hdf5, write_hdf5
 
-__all__ = ["CELL_NODES", "MeshField", "mesh_field", "read_mesh_dataset", "write_mesh_dataset"]
+__all__ = ["CELL_NODES", "MeshField", "drawable_mesh", "mesh_field", "plane_section",
+           "read_mesh_dataset", "write_mesh_dataset"]
 
 # Nodes per cell for the meshio cell-type names sciops handles.
 CELL_NODES = {"vertex": 1, "line": 2, "triangle": 3, "quad": 4, "tetra": 4, "pyramid": 5,
@@ -263,3 +264,83 @@ def mesh_field(dataset: Dataset, position: int) -> MeshField:
     fields = {k: s[k][:, :n] for k in names if k in s}
     return MeshField(s["points"][:n], cells, fields,
                      s["node_type"][:n] if "node_type" in s else None, s.get("times"))
+
+
+def plane_section(points, tetrahedra, axis: int = 2, offset: float | None = None):
+    """The cut of a tetrahedral mesh by the plane ``x[axis] = offset`` as a triangle mesh, for
+    drawing a 3-D field in 2-D.
+
+    Each tetrahedron the plane crosses contributes a triangle (one vertex on the other side)
+    or a quadrilateral split in two (two on each side); the section's points lie on the mesh
+    edges, where node values interpolate linearly.
+
+    **Arguments:** `points` ``(n, 3)``; `tetrahedra` ``(t, 4)``; `axis`; `offset` (default
+    the middle of the mesh along `axis`, nudged off the nodes).
+
+    **Returns:** `(xy (m, 2), triangles (k, 3), weights)`: the in-plane coordinates (the other
+    two axes in order), the triangles and a sparse ``(m, n)`` matrix with
+    ``weights @ values`` the node values on the section.
+
+    **Raises:** `DataError` if the plane misses the mesh.
+    """
+    import scipy.sparse as sp
+
+    pts = np.asarray(points, np.float64)
+    tet = np.asarray(tetrahedra, np.int64)
+    lo, hi = pts[:, axis].min(), pts[:, axis].max()
+    if offset is None:  # the middle, moved off any node so that no edge lies in the plane
+        offset = 0.5 * (lo + hi) + 1e-7 * (hi - lo)
+    phi = pts[:, axis] - offset
+    side = phi[tet] >= 0
+    k = side.sum(1)
+    tris = []
+    single = (k == 1) | (k == 3)
+    if single.any():  # the lone vertex and the three edges from it
+        t, sd = tet[single], side[single]
+        lone = np.where(k[single] == 1, np.argmax(sd, 1), np.argmin(sd, 1))
+        others = np.array([[j for j in range(4) if j != i] for i in range(4)])[lone]
+        a = t[np.arange(len(t)), lone]
+        tris.append(np.stack([np.stack([a, t[np.arange(len(t)), others[:, j]]], 1)
+                              for j in range(3)], 1))  # (c, 3 corners, 2 ends)
+    double = k == 2
+    if double.any():  # the quadrilateral p1-n1, p1-n2, p2-n2, p2-n1, split along a diagonal
+        t, sd = tet[double], side[double]
+        order = np.argsort(~sd, axis=1, kind="stable")  # positives first
+        p1, p2, n1, n2 = (t[np.arange(len(t)), order[:, j]] for j in range(4))
+        quad = [np.stack(e, 1) for e in ((p1, n1), (p1, n2), (p2, n2), (p2, n1))]
+        tris.append(np.stack([quad[0], quad[1], quad[2]], 1))
+        tris.append(np.stack([quad[0], quad[2], quad[3]], 1))
+    if not tris:
+        raise DataError(f"plane_section: the plane x[{axis}] = {offset:.4g} misses the mesh "
+                        f"(it spans {lo:.4g} .. {hi:.4g})")
+    corners = np.concatenate(tris)  # (triangles, 3, 2)
+    ends = np.sort(corners.reshape(-1, 2), axis=1)
+    uniq, inverse = np.unique(ends, axis=0, return_inverse=True)
+    triangles = inverse.reshape(-1, 3)
+    a, b = uniq[:, 0], uniq[:, 1]
+    w = phi[a] / (phi[a] - phi[b])
+    m = len(uniq)
+    weights = sp.csr_matrix((np.concatenate([1 - w, w]),
+                             (np.tile(np.arange(m), 2), np.concatenate([a, b]))),
+                            shape=(m, len(pts)))
+    xyz = weights @ pts
+    keep = [j for j in range(3) if j != axis]
+    return xyz[:, keep], triangles, weights
+
+
+def drawable_mesh(points, cells):
+    """What a 2-D plot of node values on a mesh draws: a 2-D triangle mesh as it is; a
+    tetrahedral mesh by its section through the middle of the last axis (`plane_section`).
+
+    **Returns:** `(xy (m, 2), triangles (k, 3), weights)` with `weights` `None` (the node
+    values themselves) or the sparse ``(m, nodes)`` interpolation onto the section; `None` for
+    other meshes (nothing to draw).
+    """
+    points, cells = np.asarray(points), np.asarray(cells)
+    if points.ndim != 2 or cells.ndim != 2:
+        return None
+    if points.shape[1] == 2 and cells.shape[1] == 3:
+        return points, cells, None
+    if points.shape[1] == 3 and cells.shape[1] == 4:
+        return plane_section(points, cells, axis=2)
+    return None

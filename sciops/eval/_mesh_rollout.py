@@ -116,12 +116,24 @@ def _label(field: str, c: int) -> str:
     return f"|{field}|" if c > 1 else field
 
 
-def _triangles(mesh: MeshField):
-    """The triangles of a 2-D triangle mesh, or None (nothing to draw)."""
+def _view(mesh: MeshField):
+    """`(xy, triangles, values -> drawn values)` of a 2-D triangle mesh or of a tetrahedral
+    mesh's mid-plane section (`drawable_mesh`), or None (nothing to draw)."""
+    from ..data import drawable_mesh
+
     cells = next(iter(mesh.cells.values()), None)
-    if cells is None or cells.shape[1] != 3 or mesh.points.shape[1] != 2:
+    view = None if cells is None or len(mesh.cells) != 1 else drawable_mesh(mesh.points, cells)
+    if view is None:
         return None
-    return np.asarray(cells)
+    xy, tri, w = view
+    if w is None:
+        return xy, tri, lambda a: a
+    # node values (..., nodes) → section values (..., points of the section)
+    return xy, tri, lambda a: np.moveaxis(w @ np.moveaxis(np.asarray(a), -1, 0), 0, -1)
+
+
+def _where(mesh: MeshField) -> str:
+    return ", mid-plane section" if mesh.points.shape[1] == 3 else ""
 
 
 def _time(times, s, units) -> str:
@@ -132,18 +144,20 @@ def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units,
     """Truth / prediction / error PNGs of each field's magnitude at the given frames."""
     from ..plot import plot_mesh_fields
 
-    tri = _triangles(mesh)
-    if tri is None:
+    view = _view(mesh)
+    if view is None:
         return []
+    xy, tri, drawn = view
     files, c0 = [], 0
     for f, c in zip(fields, channels, strict=True):
         for s in frames:
             path = out_dir / f"{name}_snapshot_{f}_step{s:04d}.png"
-            plot_mesh_fields(np.asarray(mesh.points), tri,
-                             mesh_columns(_magnitude(truth[s], c0, c)[None],
-                                          _magnitude(pred[s], c0, c)[None], _label(f, c),
-                                          units.get(f) or "1"),
-                             row_labels=[f"{name}, step {s}, {_time(times, s, units)}"],
+            plot_mesh_fields(xy, tri,
+                             mesh_columns(drawn(_magnitude(truth[s], c0, c)[None]),
+                                          drawn(_magnitude(pred[s], c0, c)[None]),
+                                          _label(f, c), units.get(f) or "1"),
+                             row_labels=[f"{name}, step {s}, {_time(times, s, units)}"
+                                         f"{_where(mesh)}"],
                              title=f"Rollout of {name}: {_label(f, c)}",
                              axis_unit=units.get("points") or "1", path=path)
             files.append(path)
@@ -156,15 +170,16 @@ def _animate(path, mesh, truth, pred, times, fields, channels, units, max_frames
     evenly spaced over the rollout."""
     from ..plot import animate_mesh_fields
 
-    tri = _triangles(mesh)
-    if tri is None:
+    view = _view(mesh)
+    if view is None:
         return None
+    xy, tri, drawn = view
     columns, c0 = [], 0
     for f, c in zip(fields, channels, strict=True):
-        columns += mesh_columns(_magnitude(truth, c0, c), _magnitude(pred, c0, c), _label(f, c),
-                                units.get(f) or "1")
+        columns += mesh_columns(drawn(_magnitude(truth, c0, c)), drawn(_magnitude(pred, c0, c)),
+                                _label(f, c), units.get(f) or "1")
         c0 += c
-    animate_mesh_fields(np.asarray(mesh.points), tri, columns,
+    animate_mesh_fields(xy, tri, columns,
                         frame_labels=[_time(times, k, units) for k in range(len(pred))],
                         title="Rollout: truth, prediction and error", path=path,
                         axis_unit=units.get("points") or "1", max_frames=max_frames, fps=fps)

@@ -62,6 +62,19 @@ def _check_range(name, r, lo=None):
                           + (f" and low > {lo}" if lo is not None else "") + f", got {list(r)}")
 
 
+def check_flow_run(c) -> None:
+    """ConfigError for the run keys every flow generator has: `n_trajectories`, `n_steps`,
+    `dt`, `nu`, `spinup`, `courant`, `workers`."""
+    if c.n_trajectories < 1 or c.n_steps < 2:
+        raise ConfigError("data.generate: need n_trajectories >= 1 and n_steps >= 2, got "
+                          f"{c.n_trajectories}, {c.n_steps}")
+    if c.dt <= 0 or c.nu <= 0 or c.spinup < 0 or c.courant <= 0:
+        raise ConfigError("data.generate: dt, nu and courant must be positive and "
+                          "spinup >= 0")
+    if c.workers < 0:
+        raise ConfigError(f"data.generate.workers: expected >= 0, got {c.workers}")
+
+
 @dataclasses.dataclass(frozen=True)
 class CylinderFlowConfig:
     """Vortex shedding past a cylinder in a channel (2-D incompressible Navier-Stokes, P2/P1 FEM).
@@ -119,20 +132,13 @@ class CylinderFlowConfig:
     xdmf: bool = True  # also write every trajectory as XDMF next to the HDF5 file
 
     def __post_init__(self):
-        if self.n_trajectories < 1 or self.n_steps < 2:
-            raise ConfigError("data.generate: need n_trajectories >= 1 and n_steps >= 2, got "
-                              f"{self.n_trajectories}, {self.n_steps}")
-        if self.dt <= 0 or self.nu <= 0 or self.spinup < 0 or self.courant <= 0:
-            raise ConfigError("data.generate: dt, nu and courant must be positive and "
-                              "spinup >= 0")
+        check_flow_run(self)
         if self.spinup_max < self.spinup:
             raise ConfigError(f"data.generate.spinup_max: must be >= spinup ({self.spinup}), "
                               f"got {self.spinup_max}")
         if not 0 < self.saturation < 1:
             raise ConfigError(f"data.generate.saturation: expected a fraction in (0, 1), got "
                               f"{self.saturation}")
-        if self.workers < 0:
-            raise ConfigError(f"data.generate.workers: expected >= 0, got {self.workers}")
         for name in ("reynolds", "radius", "center_x", "center_y"):
             _check_range(name, getattr(self, name), lo=0.0)
         if not 0 < self.h_min <= min(self.h_wake, self.h_max):

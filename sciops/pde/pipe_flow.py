@@ -34,7 +34,7 @@ from ..data import MeshField
 from ._gmsh_mesh import BOUNDARY_GROUPS, gmsh_pipe_mesh
 from ._ns_fem import ProjectionNS
 from ._problem import Problem
-from .flow import _GROUP_TYPES, NodeType, _check_range, _write, run_tasks
+from .flow import _GROUP_TYPES, NodeType, _check_range, _write, check_flow_run, run_tasks
 
 __all__ = ["PROBLEMS", "PipeFlow", "PipeFlowConfig", "build_pipe_flow", "draw_trajectories",
            "generate_pipe_flow", "p2_node_types", "simulate_pipe_flow"]
@@ -96,14 +96,7 @@ class PipeFlowConfig:
     xdmf: bool = True
 
     def __post_init__(self):
-        if self.n_trajectories < 1 or self.n_steps < 2:
-            raise ConfigError("data.generate: need n_trajectories >= 1 and n_steps >= 2, got "
-                              f"{self.n_trajectories}, {self.n_steps}")
-        if self.dt <= 0 or self.nu <= 0 or self.spinup < 0 or self.courant <= 0:
-            raise ConfigError("data.generate: dt, nu and courant must be positive and "
-                              "spinup >= 0")
-        if self.workers < 0:
-            raise ConfigError(f"data.generate.workers: expected >= 0, got {self.workers}")
+        check_flow_run(self)
         for name in ("reynolds", "period", "obstacle_x"):
             _check_range(name, getattr(self, name), lo=0.0)
         for name in ("amplitude", "obstacle_radius", "obstacle_offset"):

@@ -39,6 +39,9 @@ class DataConfig:
       `n_train` defaults to every sample not in the other two.
     - `test` [-]: further test sets, name → HDF5 path (e.g. other resolutions).
     - `in_memory` [-]: read the training split into memory (else stream it from disk).
+    - `prefetch` [batches]: training batches read (and put on the devices) ahead of the step
+      that uses them, on a background thread (`sciops.data.prefetch`); ``0`` reads each batch
+      when it is needed. The batch order does not depend on it.
     - `format`, `keys`, `layout`, `subsample`, `units` [-]: how to read a user's own file
       (a .mat, PDEBench HDF5, .npz, .pt, ASE or rMD17 file; docs/data.md "Your own files"):
       the arguments of `sciops.data.read_dataset`, applied to `path` and to every `test` file
@@ -53,6 +56,7 @@ class DataConfig:
     n_test: int = 0
     test: dict[str, str] = dataclasses.field(default_factory=dict)
     in_memory: bool = True
+    prefetch: int = 2
     format: str = "auto"
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
     layout: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -65,6 +69,10 @@ class DataConfig:
                 raise ConfigError(f"data.{k}: expected a non-negative int, got {getattr(self, k)}")
         if self.n_train is not None and self.n_train <= 0:
             raise ConfigError(f"data.n_train: expected a positive int, got {self.n_train}")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) \
+                or self.prefetch < 0:
+            raise ConfigError(f"data.prefetch: expected a non-negative int (batches), got "
+                              f"{self.prefetch!r}")
 
 
 @dataclasses.dataclass(frozen=True)

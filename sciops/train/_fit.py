@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from .._errors import ConfigError, DataError, TrainingError
-from ..data import Dataset, shard_batch, write_hdf5
+from ..data import Dataset, prefetch, shard_batch, write_hdf5
 from ..models import Family
 from ..models import family as get_family
 from ..track import open_trackers
@@ -198,7 +198,7 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
         callbacks.append(ProgressBar(tc.steps, start, config.name, monitor))
     callbacks += list(extra)
     step_fn = _on_mesh(make_step(fam, config.model, setup.optimizer, tc.memory_policy), mesh)
-    batches = _batches(bundle.train, config, mesh, start)
+    batches = prefetch(_batches(bundle.train, config, mesh, start), config.data.prefetch)
     try:
         state = run_loop(setup.state, step_fn, batches, start, tc.steps, callbacks)
     except TrainingError as e:
@@ -209,23 +209,31 @@ def _train(config: Config, fam: Family, run_dir: pathlib.Path, setup: _Setup, re
         trackers.close()
         raise TrainingError(f"{e}; the run stopped" + (f"; the last good checkpoint is {where}"
                                                        if where else "")) from None
+    finally:
+        batches.close()  # stops the read-ahead thread
     final = evaluator(tc.steps, state.model, {**({"val": bundle.val} if bundle.val else {}),
                                               **bundle.tests})
     if checkpointer.last_saved != tc.steps:
         checkpointer(state, tc.steps, {"metrics": final})
     if is_primary():
-        write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
-        if tc.progress:  # seconds of matplotlib that would otherwise pass in silence
-            print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
-                  file=sys.stderr, flush=True)
-        _plots(fam, config, local_copy(state.model), bundle, run_dir)
-        for png in sorted(run_dir.glob("*.png")):
-            trackers.log_image(png.stem, png, tc.steps)
-        trackers.log_config(config_to_dict(config), final)
+        _write_outputs(fam, config, local_copy(state.model), bundle, run_dir, trackers, final)
     trackers.close()
     barrier("run-end")
     return RunResult(run_dir=run_dir, model=local_copy(state.model), metrics=final,
                      steps=tc.steps)
+
+
+def _write_outputs(fam: Family, config: Config, model: Any, bundle, run_dir: pathlib.Path,
+                   trackers, final: dict) -> None:
+    """The end of a run on the primary process: final metrics, figures, trackers' records."""
+    write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
+    if config.train.progress:  # seconds of matplotlib that would otherwise pass in silence
+        print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
+              file=sys.stderr, flush=True)
+    _plots(fam, config, model, bundle, run_dir)
+    for png in sorted(run_dir.glob("*.png")):
+        trackers.log_image(png.stem, png, config.train.steps)
+    trackers.log_config(config_to_dict(config), final)
 
 
 def _on_mesh(step_fn, mesh):

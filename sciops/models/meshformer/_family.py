@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._errors import DataError
-from ...data import Dataset, Normalizer
+from ...data import Dataset, Normalizer, drawable_mesh
 from ...nn._dist_fft import batch_vmap
 from ...nn._graph import mesh_edges
 from ._config import MeshGraphNetConfig, MeshTransformerConfig
@@ -237,9 +237,12 @@ def plot(config, model: MeshSimulator, batch, path, *, fields=None, sample_ids=N
     name = config.state_fields[0]
     unit = str(((fields or {}).get(name) or {}).get("units") or "1")
     sid = 0 if sample_ids is None else int(sample_ids[0])
-    plot_mesh_fields(sample["points"][:n], cell_array(sample),
-                     mesh_columns(truth[None], pred[None], f"|{name}|", unit),
-                     row_labels=[f"sample {sid}, step {t + 1}"],
+    xy, tri, w = drawable_mesh(sample["points"][:n], cell_array(sample))  # 3-D: a section
+    if w is not None:
+        truth, pred = w @ truth, w @ pred
+    plot_mesh_fields(xy, tri, mesh_columns(truth[None], pred[None], f"|{name}|", unit),
+                     row_labels=[f"sample {sid}, step {t + 1}"
+                                 + (", mid-plane section" if w is not None else "")],
                      title=f"One step of the mesh simulator from the true step {t}",
                      axis_unit=str(((fields or {}).get("points") or {}).get("units") or "1"),
                      path=path)
