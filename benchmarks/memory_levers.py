@@ -16,10 +16,12 @@ prepared samples of a small generated data set, tiled to `--batch` samples; memo
 the compiled program, nothing runs). The training runs `sciops.fit` twice on the same small
 data set with the same seed and steps, `train.precision`/`train.remat` switched; the baseline
 is the same model with every trainable leaf zero, i.e. the fitted normalisers alone (the mean
-field for FNO and DeepONet, the mean change for the mesh simulators, the leapfrog
-extrapolation for the wave CNN, per-species energy shifts and zero forces for the potential).
+field for FNO and DeepONet, the mean change for the mesh simulators, per-species energy shifts
+and zero forces for the potential; for the wave CNN its last layer zero: the leapfrog
+extrapolation).
 
-Run: ``python benchmarks/memory_levers.py [--families fno ...] [--steps 300] [--no-train]``
+Run: ``python benchmarks/memory_levers.py [--families fno ...] [--steps 300] [--no-train]
+[--no-memory]``
 (writes benchmarks/memory_levers.json).
 """
 
@@ -54,7 +56,7 @@ DATA = pathlib.Path(os.environ.get("SCIOPS_BENCH_DATA", tempfile.gettempdir())) 
 
 # family: (data.generate, model section for the memory size, model section for training,
 #          n_test, the metric reported)
-_MESH = {"problem": "transport", "n_trajectories": 6, "n_steps": 8, "h": 0.1, "dt": 0.04,
+_MESH = {"problem": "transport", "n_trajectories": 10, "n_steps": 8, "h": 0.1, "dt": 0.04,
          "xdmf": False}
 CASES = {
     "fno": ({"problem": "darcy", "n_samples": 56, "resolution": 32},
@@ -97,6 +99,7 @@ CASES = {
 POLICIES = {"float32": MemoryPolicy(), "bf16": MemoryPolicy("bfloat16"),
             "remat": MemoryPolicy(None, "nothing_saveable"),
             "bf16+remat": MemoryPolicy("bfloat16", "nothing_saveable")}
+TRAIN_BATCH = {"meshformer": 4, "meshgraphnet": 4}  # (8 training trajectories)
 TRAIN_SWITCHES = {"float32": {}, "bf16+remat": {"precision": "bfloat16", "remat": "blocks"}}
 
 
@@ -140,7 +143,12 @@ def measure_memory(name: str, batch_size: int) -> dict:
     return out
 
 
-def _zero(model, spec):
+def _zero(name: str, model, spec):
+    """The baseline: every trainable leaf zero (the wave CNN: its last layer zero, so the
+    network adds nothing to the leapfrog extrapolation; zeroing all of it divides by zero)."""
+    if name == "wavecnn":
+        return eqx.tree_at(lambda m: (m.project.weight, m.project.bias), model,
+                           replace_fn=jnp.zeros_like)
     params, frozen = eqx.partition(model, spec)
     return eqx.combine(jax.tree.map(jnp.zeros_like, params), frozen)
 
@@ -148,6 +156,7 @@ def _zero(model, spec):
 def train_pair(name: str, steps: int, batch: int, out_root: pathlib.Path) -> dict:
     _, _, model_section, _, _ = CASES[name]
     fam = family(name)
+    batch = min(batch, TRAIN_BATCH.get(name, batch))
     result = {"steps": steps, "batch": batch, "model": model_section}
     final = None
     for tag, switches in TRAIN_SWITCHES.items():
@@ -163,7 +172,7 @@ def train_pair(name: str, steps: int, batch: int, out_root: pathlib.Path) -> dic
     bundle = prepare_data(config.data, progress=False)
     tests = {k: fam.prepare(config.model, v) if fam.prepare is not None else v
              for k, v in bundle.tests.items()}
-    zero = _zero(run.model, trainable_filter(run.model, base=fam.trainable(run.model)))
+    zero = _zero(name, run.model, trainable_filter(run.model, base=fam.trainable(run.model)))
     result["baseline"] = {f"{k}/{m}": v for k, ds in tests.items()
                           for m, v in evaluate_dataset(fam, config.model, zero, ds, 8).items()}
     print(name, "baseline", result["baseline"], flush=True)
@@ -171,12 +180,12 @@ def train_pair(name: str, steps: int, batch: int, out_root: pathlib.Path) -> dic
 
 
 def main(families=tuple(CASES), steps: int = 300, batch: int = 8, memory_batch: int = 32,
-         train: bool = True, out: str | None = None) -> dict:
+         train: bool = True, memory: bool = True, out: str | None = None) -> dict:
     results = {"load": os.getloadavg(), "device": str(jax.devices()[0]),
                "steps": steps, "families": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in families:
-            entry = {"memory": measure_memory(name, memory_batch)}
+            entry = {"memory": measure_memory(name, memory_batch)} if memory else {}
             if train:
                 entry["training"] = train_pair(name, steps, batch, pathlib.Path(tmp))
             results["families"][name] = entry
@@ -193,6 +202,8 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--memory-batch", type=int, default=32)
     p.add_argument("--no-train", action="store_true")
+    p.add_argument("--no-memory", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    main(tuple(a.families), a.steps, a.batch, a.memory_batch, not a.no_train, a.out)
+    main(tuple(a.families), a.steps, a.batch, a.memory_batch, not a.no_train, not a.no_memory,
+         a.out)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 import equinox as eqx
 import jax
 import jax.ad_checkpoint
+import jax.custom_batching
 import jax.numpy as jnp
 
 __all__ = ["MemoryPolicy", "REMAT_POLICIES", "active_memory_policy", "at_least_float32",
@@ -129,7 +131,8 @@ def remat_block(fn: _F) -> _F:
     checkpointed tanh blocks used 1.4× the temporary memory of the plain chain on CPU). Here
     the backward pass of the `jax.checkpoint`-ed block runs inside a `lax.cond` whose predicate
     depends on the cotangent and is always true, so it can be neither merged nor scheduled
-    before the cotangent exists (the same chain: 0.65× the plain one).
+    before the cotangent exists (the same chain: 0.65× the plain one; under `jax.vmap` the
+    conditional stays one conditional, see `_after_cotangent`).
     """
     name = active_memory_policy().remat_policy
     if name is None:
@@ -155,6 +158,36 @@ def _always_true(ct: Any) -> jax.Array:
     return (jax.lax.bitcast_convert_type(leaf, jnp.uint32) | jnp.uint32(1)) != 0
 
 
+def _zeros_like_output(fn: Callable, *args: Any) -> Any:
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
+
+
+def _after_cotangent(apply: Callable, vjp: Any, ct: Any) -> Any:
+    """``apply(vjp, ct)`` inside a conditional on `ct` (always taken).
+
+    Under `jax.vmap` (the families' losses map their models over the batch) a conditional
+    with a batched predicate would become a `select` of both branches, undoing the point;
+    the batching rule therefore maps `apply` inside ONE conditional whose predicate reads
+    the whole batched cotangent.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def run(vjp, ct):
+        return jax.lax.cond(_always_true(ct), apply, functools.partial(_zeros_like_output, apply),
+                            vjp, ct)
+
+    @run.def_vmap
+    def _batched(axis_size, in_batched, vjp, ct):
+        del axis_size
+        axes = jax.tree.map(lambda b: 0 if b else None, tuple(in_batched))
+        mapped = jax.vmap(apply, in_axes=axes)
+        out = jax.lax.cond(_always_true(ct), mapped,
+                           functools.partial(_zeros_like_output, mapped), vjp, ct)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return run(vjp, ct)
+
+
 def _recompute_after_cotangent(call: Callable, policy: Callable[..., bool]) -> Callable:
     """`call(diff, other)`, differentiable in `diff`, whose backward pass recomputes what
     `policy` did not save, inside a conditional on the cotangent (see `remat_block`)."""
@@ -169,11 +202,7 @@ def _recompute_after_cotangent(call: Callable, policy: Callable[..., bool]) -> C
         return out, vjp
 
     def bwd(vjp, ct):
-        def zeros(v, c):
-            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(v, c)[0])
-
-        d_diff = jax.lax.cond(_always_true(ct), lambda v, c: v(c)[0], zeros, vjp, ct)
-        return d_diff, None
+        return _after_cotangent(lambda v, c: v(c)[0], vjp, ct), None
 
     run.defvjp(fwd, bwd)
     return run
