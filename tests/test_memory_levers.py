@@ -99,6 +99,34 @@ def test_remat_block_is_identity_without_a_policy_and_saves_only_inputs_with_one
     assert saved[None] == 13 * one and saved["nothing_saveable"] == 3 * one
 
 
+def test_remat_block_lowers_compiled_memory_plain_and_under_vmap():
+    """XLA's CPU pipeline merges a plain `jax.checkpoint` recomputation back into the forward
+    pass; `remat_block` must not let it, also when the blocks are mapped over a batch (where a
+    conditional with a batched predicate would become a select). Measured: 17 -> 11 buffers
+    of the activation size plain, 18 -> 11.25 under vmap."""
+    def block(w, x):
+        return jnp.tanh(jnp.tanh(x @ w) @ w)
+
+    def chain(ws, x):
+        for w in ws:
+            x = remat_block(block)(w, x)
+        return x
+
+    ws = [jnp.full((128, 128), 0.01 * (i + 1)) for i in range(8)]
+    xs = jnp.linspace(-1, 1, 4 * 512 * 128).reshape(4, 512, 128)
+    losses = {"plain": lambda ws, x: jnp.sum(chain(ws, x[0]) ** 2),
+              "vmap": lambda ws, x: jnp.sum(jax.vmap(lambda u: chain(ws, u))(x) ** 2)}
+    for kind, loss in losses.items():
+        temp, grads = {}, {}
+        for name in (None, "nothing_saveable"):
+            with use_memory_policy(MemoryPolicy(remat_policy=name)):
+                fn = jax.jit(jax.grad(loss))
+                temp[name] = fn.lower(ws, xs).compile().memory_analysis().temp_size_in_bytes
+                grads[name] = fn(ws, xs)
+        assert temp["nothing_saveable"] < 0.75 * temp[None], (kind, temp)
+        assert tree_allclose(grads["nothing_saveable"], grads[None], rtol=1e-5, atol=1e-6), kind
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_levers_change_the_program_not_the_result(name, tmp_path_factory):
     fam, config, params, frozen, batch = _setup(name, tmp_path_factory)
