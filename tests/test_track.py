@@ -151,6 +151,13 @@ def test_wandb_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # W&B's own folders (settings, cache, staged media and artifacts) under this test's folder,
+    # not the user's home shared with other runs; and no 30 s wall-clock limit on starting
+    # W&B's background service, which a loaded 2-core machine can exceed (this test failed
+    # once under xdist at load 12, and passed 4 of 4 alone at load 2-10)
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
+    monkeypatch.setenv("WANDB__SERVICE_WAIT", "600")
     fit(config_from_dict(_raw(tmp_path, trackers=["wandb"])), out=tmp_path / "run")
     run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
     (offline,) = (tmp_path / "run" / "wandb").glob(f"offline-run-*-{run_id}")
