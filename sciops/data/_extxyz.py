@@ -75,6 +75,21 @@ def read_extxyz(path: str | os.PathLike, *, energy_key: str | None = "energy",
                            stress_key=stress_key, index=index)
 
 
+def read_ase_structure(path: str | os.PathLike, label: str):
+    """One structure (the file's last frame) as an `ase.Atoms`, for a command's or generator's
+    input file; `label` (e.g. ``"md structure"``) starts the `DataError` of a missing file or
+    one ASE cannot parse."""
+    ase = _ase()
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{label} {path}: no such file")
+    try:
+        return ase.io.read(path)
+    except Exception as e:  # ASE raises many types for files it cannot parse
+        raise DataError(f"{label} {path}: not a structure file ASE can read "
+                        f"({type(e).__name__}: {e})") from None
+
+
 def read_structures(path: str | os.PathLike, *, format: str | None = None,
                     energy_key: str | None = "energy", forces_key: str | None = "forces",
                     stress_key: str | None = None,

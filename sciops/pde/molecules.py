@@ -17,12 +17,12 @@ under load), so the calls run inside `threadpoolctl.threadpool_limits(threads)`.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import time
 
 import numpy as np
 
 from .._errors import ConfigError, DataError
+from ..data._extxyz import read_ase_structure
 from ._problem import Problem
 
 __all__ = ["MoleculeConfig", "PROBLEMS", "generate", "sample_molecule"]
@@ -78,19 +78,11 @@ class MoleculeConfig:
 
 
 def _molecule(config: MoleculeConfig):
-    import ase.io
     from ase.build import molecule
     from ase.collections import g2
 
     if config.structure_in is not None:
-        path = pathlib.Path(config.structure_in)
-        if not path.is_file():
-            raise DataError(f"data.generate.structure_in {path}: no such file")
-        try:
-            atoms = ase.io.read(path)
-        except Exception as e:  # ASE raises many types for files it cannot parse
-            raise DataError(f"data.generate.structure_in {path}: not a structure file ASE can "
-                            f"read ({type(e).__name__}: {e})") from None
+        atoms = read_ase_structure(config.structure_in, "data.generate.structure_in")
     elif config.molecule in g2.names:
         atoms = molecule(config.molecule)
     else:

@@ -26,6 +26,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ..._errors import ConfigError, DataError
+from ...data._extxyz import read_ase_structure
 from ._family import MLIPConfig, check_structure
 from ._neighbors import Graph, cell_heights, dense_neighbors, neighbor_list
 from ._potential import TDNPotential, energy_forces
@@ -249,14 +250,7 @@ def md_from_run(run_dir, structure, *, out=None, steps: int = 1000, dt_fs: float
 
     from ...train import load_run
 
-    path = pathlib.Path(structure)
-    if not path.is_file():
-        raise DataError(f"md structure {structure}: no such file")
-    try:
-        atoms = ase.io.read(path)
-    except Exception as e:  # ASE raises many types for files it cannot parse
-        raise DataError(f"md structure {structure}: not a structure file ASE can read "
-                        f"({type(e).__name__}: {e})") from None
+    atoms = read_ase_structure(structure, "md structure")
     run = load_run(run_dir, checkpoint)
     if run.config.family != "mlip":
         raise ConfigError(f"{run_dir}: a {run.config.family!r} run, not an mlip run")
