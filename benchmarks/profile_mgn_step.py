@@ -38,9 +38,9 @@ def op_times(trace_dir: str) -> collections.Counter:
         if e.get("ph") != "X" or "dur" not in e or name.startswith("$") or "Thunk" in name \
                 or name.startswith(("PjitFunction", "block_until_ready", "CommonPjRt")):
             continue
-        if re.sub(r"[.\d]+$", "", name) in ("while", "conditional", "call"):
-            continue  # containers: their body's ops are counted themselves
-        out[re.sub(r"[.\d]+$", "", name)] += e["dur"] / 1e3
+        kind = re.sub(r"[.\d]+$", "", name)
+        if kind not in ("while", "conditional", "call"):  # containers: their ops count themselves
+            out[kind] += e["dur"] / 1e3
     return out
 
 
