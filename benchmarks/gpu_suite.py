@@ -41,8 +41,11 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 SIZES = {
-    "full": {"fno_res": 256, "fno_batch": 8, "mesh_nodes": 300_000, "cells": 14},
-    "smoke": {"fno_res": 32, "fno_batch": 2, "mesh_nodes": 300, "cells": 2},
+    "full": {"fno_res": 256, "fno_batch": 8, "mesh_nodes": 300_000, "mgn_latent": 128,
+             "mgn_layers": 15, "cells": 14},
+    # smoke: every row's code path at sizes that compile in seconds (2 message-passing steps)
+    "smoke": {"fno_res": 32, "fno_batch": 2, "mesh_nodes": 300, "mgn_latent": 32,
+              "mgn_layers": 2, "cells": 2},
 }
 
 
@@ -113,7 +116,8 @@ def row_mesh(size: dict, warmup: int, repeats: int) -> tuple[dict, dict]:
 
     nodes = size["mesh_nodes"]
     x, efeat, s, r, y = graph_inputs(nodes)
-    train, forward, n_params = sciops_mgn(x, efeat, s, r, y, 128, 15, 1e-4, 0)
+    latent, layers = size["mgn_latent"], size["mgn_layers"]
+    train, forward, n_params = sciops_mgn(x, efeat, s, r, y, latent, layers, 1e-4, 0)
     mgn = {"nodes": nodes, "edges": int(len(s)), "parameters": int(n_params),
            "sciops": {"train_step_s": _median_seconds(train, warmup, repeats),
                       "inference_s": _median_seconds(forward, warmup, repeats)}}
@@ -122,7 +126,8 @@ def row_mesh(size: dict, warmup: int, repeats: int) -> tuple[dict, dict]:
         mgn["physicsnemo"] = {"status": why}
     else:
         try:
-            t_train, t_fwd, _ = physicsnemo_mgn(x, efeat, s, r, y, 128, 15, 1e-4, 0, device)
+            t_train, t_fwd, _ = physicsnemo_mgn(x, efeat, s, r, y, latent, layers, 1e-4, 0,
+                                                device)
             mgn["physicsnemo"] = {"train_step_s": _median_seconds(t_train, warmup, repeats),
                                   "inference_s": _median_seconds(t_fwd, warmup, repeats)}
         except ImportError as e:

@@ -65,7 +65,8 @@ jax.config.update("jax_num_cpu_devices", 4)
 
 # -- scheduling: one serial group for multi-process and notebook tests --------------------------
 # glob patterns of test file names; a file matching one runs in the group "serial"
-SERIAL_FILES = ("test_distributed*.py", "test_examples_*.py")
+SERIAL_FILES = ("test_distributed*.py", "test_examples_*.py",
+                "test_hpc_scripts.py")  # its launcher test trains in two processes
 
 
 def pytest_configure(config):

@@ -104,7 +104,7 @@ def _bad_configs(d, raw):
     return cases
 
 
-def test_bad_input_exits_2_with_one_line(small):
+def test_bad_input_exits_2_with_one_line(small, capsys):
     d, cfg, raw = small
     import numpy as np
 
@@ -112,19 +112,26 @@ def test_bad_input_exits_2_with_one_line(small):
                                    "y": np.zeros((16, 1, 8, 8), np.float32)})
     (d / "syntax.yaml").write_text("name: x\nmodel:\n  family: fno\n  n_modes: [1, 2\n")
     cases = _bad_configs(d, raw)
-    cases["syntax"] = (d / "syntax.yaml", "syntax.yaml: YAML syntax error at line 5")
+    # In this process (`main` is what the console script calls) ...
     for name, (path, expect) in cases.items():
-        proc = _run("fit", str(path), "--out", str(d / f"out_{name}"))
-        assert proc.returncode == 2, (name, proc.stderr[-3000:])
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr[-3000:])
+        assert main(["fit", str(path), "--out", str(d / f"out_{name}")]) == 2, name
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, err[-3000:])
         assert expect in lines[0], (name, lines[0])
-    proc = _run("fit", str(cfg), "train.stpes=3")
-    assert proc.returncode == 2 and "train.stpes: unknown key (did you mean 'steps'?)" in proc.stderr
-    proc = _run("evaluate", str(d / "run_missing"))
-    assert proc.returncode == 2 and "not a run folder" in proc.stderr
-    proc = _run("generate", "darcyy")
-    assert proc.returncode == 2 and "did you mean 'darcy'?" in proc.stderr
+    for argv, expect in ((["fit", str(cfg), "train.stpes=3"],
+                          "train.stpes: unknown key (did you mean 'steps'?)"),
+                         (["evaluate", str(d / "run_missing")], "not a run folder"),
+                         (["generate", "darcyy"], "did you mean 'darcy'?")):
+        assert main(argv) == 2, argv
+        assert expect in capsys.readouterr().err, argv
+    # ... and as a process: exit status 2 and nothing on stderr but the one line (no
+    # traceback, no warning printed by an import); --debug shows the traceback instead
+    proc = _run("fit", str(d / "syntax.yaml"), "--out", str(d / "out_syntax"))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {d / 'syntax.yaml'}: YAML syntax error at line 5"), proc.stderr[-3000:]
     proc = _run("--debug", "fit", str(cases["unknown_key"][0]))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 

@@ -49,6 +49,20 @@ def config_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def four_devices(config_path, tmp_path_factory):
+    """The run on one process with 4 devices (mesh {data: 4}), checkpoints at steps 3 and 6:
+    the reference of the two-process run and the run the resume test cuts short. Made by `fit`
+    in this process, whose 4 virtual devices and XLA flags are those `sciops fit --cpu-devices
+    4` sets up in a subprocess."""
+    from sciops.train._config import config_from_dict
+
+    raw = yaml.safe_load(config_path.read_text())
+    raw["train"]["mesh"] = {"data": 4}
+    out = tmp_path_factory.mktemp("four") / "run"
+    return out, fit(config_from_dict(raw), out=out).metrics
+
+
 def _free_port() -> int:
     """A port that was free a moment ago: another process may take it before the coordinator
     binds it, so `_fit_two_processes` retries when the coordinator cannot bind."""
@@ -100,13 +114,9 @@ def _sciops(*args, **kw):
     return [sys.executable, "-m", "sciops", *args]
 
 
-def test_two_processes_equal_one_process(config_path, tmp_path):
-    single = subprocess.run(_sciops("fit", str(config_path), "--out", str(tmp_path / "one"),
-                                    "--cpu-devices", "4"), env=_env(), capture_output=True,
-                            text=True, timeout=HANG_S)
-    assert single.returncode == 0, single.stderr[-2000:]
+def test_two_processes_equal_one_process(config_path, four_devices, tmp_path):
     two_dir, outs = _fit_two_processes(config_path, tmp_path)
-    one = json.loads((tmp_path / "one" / "final_metrics.json").read_text())
+    one = json.loads((four_devices[0] / "final_metrics.json").read_text())
     two = json.loads((two_dir / "final_metrics.json").read_text())
     for k in one["test"]:
         assert two["test"][k] == pytest.approx(one["test"][k], rel=CROSS_LAYOUT_RTOL)
@@ -117,18 +127,17 @@ def test_two_processes_equal_one_process(config_path, tmp_path):
     assert "run folder" in outs[0][0] and "run folder" not in outs[1][0]
 
 
-def test_resume_on_another_mesh(config_path, tmp_path):
+def test_resume_on_another_mesh(config_path, four_devices, tmp_path):
     from sciops.train._config import config_from_dict
 
-    raw = yaml.safe_load(config_path.read_text())
-    raw["train"]["mesh"] = {"data": 4}
-    full = fit(config_from_dict(raw), out=tmp_path / "full")
+    full_dir, full_metrics = four_devices
     # Keep the step-3 checkpoint only, as if the run had died after it; resume on 2 devices.
-    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    shutil.copytree(full_dir, tmp_path / "cut")
     shutil.rmtree(tmp_path / "cut" / "checkpoints" / "step_00000006")
+    raw = yaml.safe_load(config_path.read_text())
     raw["train"]["mesh"] = {"data": 2}
     resumed = fit(config_from_dict(raw), out=tmp_path / "cut", resume=True)
-    for k, v in full.metrics["test"].items():
+    for k, v in full_metrics["test"].items():
         assert resumed.metrics["test"][k] == pytest.approx(v, rel=1e-5)
 
 

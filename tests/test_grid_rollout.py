@@ -15,6 +15,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import Dataset, write_hdf5
+from sciops.eval import _grid_rollout
 from sciops.eval._grid_rollout import rollout
 from sciops.models import family
 from sciops.models.wavecnn import WaveCNNConfig
@@ -43,7 +44,14 @@ def _run(tmp_path, power):
     return types.SimpleNamespace(model=model, config=cfg, family=fam), path, f
 
 
-def test_linear_in_time_is_rolled_out_exactly(tmp_path):
+@pytest.fixture
+def no_snapshots(monkeypatch):
+    """No snapshot PNG (a matplotlib grid of 15 panels per rollout) in tests that do not look
+    at it; test_no_animation_writes_no_gif and test_files_written draw and check it."""
+    monkeypatch.setattr(_grid_rollout, "_snapshots", lambda *args: None)
+
+
+def test_linear_in_time_is_rolled_out_exactly(tmp_path, no_snapshots):
     run, path, _ = _run(tmp_path, 1)
     out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False,
                   animation=False)
@@ -52,7 +60,7 @@ def test_linear_in_time_is_rolled_out_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("boundary", ["truth", "model"])
-def test_quadratic_in_time_exact_errors(tmp_path, boundary):
+def test_quadratic_in_time_exact_errors(tmp_path, boundary, no_snapshots):
     """u_t = t^2 f. Teacher-forced: the extrapolation misses the second difference 2f, so the
     relative error at time t is 2/t^2. Autoregressive from (0, f): the prediction is t f, error
     (t^2 - t)/t^2; with the true boundary ring only the interior nodes carry it."""

@@ -11,6 +11,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import MeshField, read_mesh_dataset, read_xdmf, write_xdmf
+from sciops.eval import _mesh_rollout
 from sciops.eval._mesh_metrics import (
     baseline_one_step,
     baseline_rollout,
@@ -37,6 +38,14 @@ def setup(tmp_path_factory):
     model = fam.build(CFG, read_mesh_dataset(path), key=jax.random.key(0))
     run = types.SimpleNamespace(config=types.SimpleNamespace(model=CFG), model=model, family=fam)
     return root, path, run
+
+
+@pytest.fixture
+def no_snapshots(monkeypatch):
+    """No snapshot PNGs: drawing them (3 matplotlib figures per trajectory) is most of a
+    rollout's time here. Only for tests that do not look at them;
+    test_rollout_files_and_metrics draws and checks them."""
+    monkeypatch.setattr(_mesh_rollout, "_snapshots", lambda *args: [])
 
 
 def test_rollout_files_and_metrics(setup, tmp_path):
@@ -88,7 +97,7 @@ def test_rollout_files_and_metrics(setup, tmp_path):
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no work folder left
 
 
-def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
+def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path, no_snapshots):
     root, path, run = setup
     ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, animation=False)
     tf = rollout(run, path, mode="teacher-forced", start=0, out_dir=tmp_path / "tf",
@@ -123,7 +132,7 @@ def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_baselines_analytic_through_rollout(setup, tmp_path):
+def test_baselines_analytic_through_rollout(setup, tmp_path, no_snapshots):
     """On a field linear in time, c = 0.5 t (1 + x): persistence's one-step RMSE is
     0.5 dt sqrt(mean over nodes of e_i (1 + x_i)^2) (e_i = 1 on evolving nodes), its rollout
     error at step k is k times that; linear extrapolation is exact."""
@@ -227,7 +236,7 @@ def test_meshes_that_do_not_fit_the_run(setup, tmp_path):
     assert not (tmp_path / "o").exists()  # checked before anything is written
 
 
-def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path):
+def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path, no_snapshots):
     """A VTU series as another code writes it (field named `c`, no node types) rolls out with
     --field and --node-types exactly as the sciops file it was made from."""
     from sciops.data import write_vtu
