@@ -164,10 +164,11 @@ def test_spectral_conv_gradients_are_real_and_finite(getkey):
     weight = FactorizedSpectralWeight(Tucker(0.2), 2, 4, 4, (4, 4), key=getkey())
     v = jax.random.normal(getkey(), (4, 8, 8))
 
+    @eqx.filter_jit  # one compile instead of op-by-op dispatch of the FFTs and contractions
     def energy(w):
         return jnp.sum(spectral_conv(v, w, 1) ** 2)
 
-    grads = eqx.filter_grad(energy)(weight)
+    grads = eqx.filter_jit(eqx.filter_grad(energy))(weight)
     leaves = [g for g in jax.tree.leaves(grads) if eqx.is_array(g)]
     assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     stepped = eqx.apply_updates(weight, jax.tree.map(lambda g: -1e-3 * g, grads))
@@ -211,7 +212,9 @@ def test_family_builds_factorized_model(factorization, joint, getkey):
     weight = model.net.spectral_weight
     assert isinstance(weight, FactorizedSpectralWeight) and weight.joint == joint
     assert weight.param_count() <= 0.11 * weight.dense_param_count()
-    loss, aux = fam.loss(config, model, _toy_dataset().load(), key=getkey())
+    # jitted: one compile of the loss instead of op-by-op dispatch of the whole model
+    loss, aux = eqx.filter_jit(lambda m, b, k: fam.loss(config, m, b, key=k))(
+        model, _toy_dataset().load(), getkey())
     assert np.isfinite(float(loss)) and set(aux) == {"l2", "h1"}
 
 
@@ -263,8 +266,9 @@ def test_fno_with_blocks_is_resolution_consistent(getkey):
               projection_channels=8, positional_embedding=False, blocks=blocks, key=getkey())
     t64 = (np.arange(64) + 0.5) / 64
     field = lambda t: np.sin(2 * np.pi * t)[:, None] * np.cos(4 * np.pi * t)[None, :]  # noqa: E731
-    fine = net(jnp.asarray(field(t64))[None])
-    coarse = net(jnp.asarray(field(t64[1::2]))[None])
+    apply = eqx.filter_jit(lambda net, x: net(x))  # two compiles, not op-by-op dispatch
+    fine = apply(net, jnp.asarray(field(t64))[None])
+    coarse = apply(net, jnp.asarray(field(t64[1::2]))[None])
     err = float(jnp.max(jnp.abs(fine[:, 1::2, 1::2] - coarse)) / jnp.max(jnp.abs(fine)))
     assert err < 0.05, err
 

@@ -74,7 +74,8 @@ def test_single_patch_operator_equals_network(getkey):
               projection_channels=8, key=getkey())
     x = _field(getkey())
     op = MGOperator(net, MGPatching(1, 0, 0.0, "periodic"))
-    np.testing.assert_allclose(np.asarray(op(x)), np.asarray(net(x)), rtol=1e-6, atol=1e-6)
+    a, b = eqx.filter_jit(lambda op, net, x: (op(x), net(x)))(op, net, x)  # one compile
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
 
 
 def test_patch_forward_is_the_stitched_core(getkey):
@@ -83,19 +84,29 @@ def test_patch_forward_is_the_stitched_core(getkey):
               lifting_channels=8, projection_channels=8, key=getkey())
     op = MGOperator(net, patching)
     x = _field(getkey())
-    full = op(x)
-    cores = patching.cores(full)
-    for k in range(4):   # with no overlap, stitching is the cores: each equals its own forward
-        np.testing.assert_allclose(np.asarray(op.patch_forward(x, k)), np.asarray(cores[k]),
-                                   rtol=1e-5, atol=1e-5)
-    traced = eqx.filter_jit(lambda o, x, k: o.patch_forward(x, k))(op, x, jnp.int32(3))
-    np.testing.assert_allclose(np.asarray(traced), np.asarray(cores[3]), rtol=1e-5, atol=1e-5)
-    # one patch built alone (traced index) is the same patch as in the stack of all
     mg = MGPatching(4, 2, 0.25, "periodic", coordinates=True)
-    every = mg.patchify(x)
-    one = jax.jit(mg.patchify)
-    for k in (0, 5, 15):
-        np.testing.assert_allclose(np.asarray(one(x, jnp.int32(k))), np.asarray(every[k]),
+
+    # One compiled program instead of op-by-op dispatch: a python-int patch index (static
+    # slices) for two patches, a traced index (as inside training) for all four.
+    @eqx.filter_jit
+    def run(op, x):
+        cores = patching.cores(op(x))
+        static = [op.patch_forward(x, k) for k in (0, 3)]
+        traced = jax.vmap(lambda k: op.patch_forward(x, k))(jnp.arange(4, dtype=jnp.int32))
+        every = mg.patchify(x)
+        one = jax.vmap(lambda k: mg.patchify(x, k))(jnp.array([0, 5, 15], jnp.int32))
+        return cores, static, traced, every, one
+
+    cores, static, traced, every, one = run(op, x)
+    for k in range(4):   # with no overlap, stitching is the cores: each equals its own forward
+        if k in (0, 3):
+            np.testing.assert_allclose(np.asarray(static[k // 3]), np.asarray(cores[k]),
+                                       rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(traced[k]), np.asarray(cores[k]),
+                                   rtol=1e-5, atol=1e-5)
+    # one patch built alone (traced index) is the same patch as in the stack of all
+    for i, k in enumerate((0, 5, 15)):
+        np.testing.assert_allclose(np.asarray(one[i]), np.asarray(every[k]),
                                    rtol=1e-6, atol=1e-6)
 
 
@@ -212,14 +223,19 @@ def test_patch_training_loss_compares_the_same_patch(getkey):
     y = np.asarray(jnp.sin(jnp.asarray(x)) + 1.0)
     model = fno.build(cfg, Dataset({"x": x, "y": y}), key=getkey())
     key = getkey()
-    loss, _ = fno.loss(cfg, model, {"x": x, "y": y}, key=key)
-    index = jax.random.randint(key, (3,), 0, 4)
-    op = model.net
-    errs = []
-    for b in range(3):
-        k = int(index[b])
-        patch = op.patching.patchify(model.in_norm.encode(jnp.asarray(x[b])))[k]
-        pred = model.out_norm.decode(op.net(patch))
-        true = op.patching.patchify(jnp.asarray(y[b]))[k][:1]
-        errs.append(relative_l2(pred[None], true[None])[0])
+
+    @eqx.filter_jit  # one compile for the loss and the hand-written reference together
+    def both(model, x, y, key):
+        loss, _ = fno.loss(cfg, model, {"x": x, "y": y}, key=key)
+        index = jax.random.randint(key, (3,), 0, 4)
+        op = model.net
+        errs = []
+        for b in range(3):
+            patch = op.patching.patchify(model.in_norm.encode(x[b]))[index[b]]
+            pred = model.out_norm.decode(op.net(patch))
+            true = op.patching.patchify(y[b])[index[b]][:1]
+            errs.append(relative_l2(pred[None], true[None])[0])
+        return loss, jnp.stack(errs)
+
+    loss, errs = both(model, jnp.asarray(x), jnp.asarray(y), key)
     np.testing.assert_allclose(float(loss), float(np.mean(errs)), rtol=1e-5)

@@ -79,7 +79,10 @@ def test_gaunt_equals_cg_on_symmetric_paths_and_drops_antisymmetric(x64):
     assert np.abs(np.asarray(s2)).max() > 0.1
 
 
-@pytest.mark.parametrize("irreps,rank", [("0e+1o", 5), (SH2, 10), (SH2, 16)])
+# The rank-16 fit (ALS + L-BFGS restarts, ~8 s) checks the same bound as rank 10 on the same
+# irreps, closer to the exact tensor: slow; ranks 5 and 10 stay in the default run.
+@pytest.mark.parametrize("irreps,rank", [("0e+1o", 5), (SH2, 10),
+                                         pytest.param(SH2, 16, marks=pytest.mark.slow)])
 def test_cp_equivariance_bounded_by_twice_fit_error(irreps, rank, cache, getkey):
     tp = CPTensorProduct(irreps, irreps, irreps, rank, cache_dir=cache)
     T = fused_cg_tensor(irreps, irreps, irreps)
