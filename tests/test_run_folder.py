@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 
 import equinox as eqx
 import h5py
@@ -127,10 +128,24 @@ def _largest_file(ckpt):
     return max((p for p in (ckpt / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
 
 
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """The config and result of one finished 24-step run with checkpoints at 8, 16 and 24; each
+    test that damages it copies its folder first."""
+    tmp = tmp_path_factory.mktemp("checkpointed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(HERE))
+        import _toy_family  # noqa: F401  (registers "toy")
+
+        cfg = config_from_dict(_raw(tmp, checkpoint_every=8, keep_checkpoints=3))
+        return cfg, fit(cfg, out=tmp / "run")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_corrupt_checkpoint_one_line_and_resume_falls_back(tmp_path, capsys, damage):
-    cfg = config_from_dict(_raw(tmp_path, checkpoint_every=8, keep_checkpoints=3))
-    straight = fit(cfg, out=tmp_path / "run")
+def test_corrupt_checkpoint_one_line_and_resume_falls_back(tmp_path, capsys, damage,
+                                                           checkpointed):
+    cfg, straight = checkpointed
+    shutil.copytree(straight.run_dir, tmp_path / "run")
     last = latest_checkpoint(tmp_path / "run" / "checkpoints")
     target = _largest_file(last)
     data = bytearray(target.read_bytes())
@@ -308,9 +323,7 @@ def test_run_records_its_working_directory(tmp_path):
 def test_resume_before_the_first_checkpoint_starts_over(tmp_path, capsys):
     cfg = config_from_dict(_raw(tmp_path, steps=8))
     straight = fit(cfg, out=tmp_path / "a")
-    fit(cfg, out=tmp_path / "b")
-    import shutil
-
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same run, then
     shutil.rmtree(tmp_path / "b" / "checkpoints")  # as if killed before its first checkpoint
     again = fit(cfg, out=tmp_path / "b", resume=True)
     assert "no intact checkpoint" in capsys.readouterr().err
