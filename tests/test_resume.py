@@ -1,15 +1,21 @@
 """Resuming picks the LAST complete checkpoint when several are on disk (a resume from an older
 one, or from none, must fail here), through the public `save_checkpoint` /
 `latest_checkpoint` / `load_checkpoint` and through `fit(..., resume=True)`; `evaluate_run`
-reads the last one back."""
+reads the last one back.
+
+The fit uses the tiny `toy` family (tests/_toy_family/): which checkpoint a resume starts from
+is the driver's choice, the same for every family (the FNO end-to-end run is in test_cli.py),
+and the toy model compiles in a fraction of an FNO's time."""
 
 import json
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from sciops import evaluate_run
+from sciops.data import write_hdf5
 from sciops.train import (
     config_from_dict,
     fit,
@@ -17,6 +23,16 @@ from sciops.train import (
     load_checkpoint,
     save_checkpoint,
 )
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture
+def toy_family(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    import _toy_family  # registers the family "toy" (sciops.models.register_family)
+
+    return _toy_family.FAMILY
 
 
 def _state(step):
@@ -55,13 +71,19 @@ def test_keep_removes_the_oldest_checkpoints(tmp_path):
     assert latest_checkpoint(ckpts).name == "step_00000004"
 
 
+def _toy_data(path, n=24):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 2, 8, 8)).astype(np.float32)
+    y = np.tanh(x[:, :1] - 0.3 * x[:, 1:2]) + 0.5
+    write_hdf5(path, {"x": x, "y": y.astype(np.float32)}, {"problem": "toy"})
+    return path
+
+
 CONFIG = {
     "name": "resume",
     "seed": 2,
-    "data": {"path": None, "generate": {"problem": "darcy", "n_samples": 24, "resolution": 16},
-             "n_test": 8},
-    "model": {"family": "fno", "n_modes": [4, 4], "hidden_channels": 8, "n_layers": 2,
-              "lifting_channels": 8, "projection_channels": 8},
+    "data": {"path": None, "n_test": 8},
+    "model": {"family": "toy", "width": 8},
     "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 1,
               "checkpoint_every": 2, "keep_checkpoints": 3, "progress": False,
               "mesh": {"data": 1}, "optimizer": {"lr": 0.01, "warmup_steps": 0}},
@@ -73,13 +95,13 @@ def _records(path):  # every logged value but the wall-clock throughput
             for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def test_fit_resumes_from_the_last_of_several_checkpoints(tmp_path):
+def test_fit_resumes_from_the_last_of_several_checkpoints(tmp_path, toy_family):
     """Checkpoints at steps 2, 4 and 6 on disk; resuming with 9 steps must start at 6.
 
     A resume from step 2 or 4 would re-run the steps after it under the 9-step cosine schedule
     (the learning rate of step s depends on the total), so the logged training losses of steps
     up to 6 would change; from step 6 they are the first run's, unchanged."""
-    raw = {**CONFIG, "data": {**CONFIG["data"], "path": str(tmp_path / "darcy16.h5")}}
+    raw = {**CONFIG, "data": {**CONFIG["data"], "path": str(_toy_data(tmp_path / "toy.h5"))}}
     run = tmp_path / "run"
     first = fit(config_from_dict(raw), out=run)
     assert first.steps == 6

@@ -54,10 +54,24 @@ def _raw(tmp_path, **train):
     }
 
 
-def test_fit_learns_and_writes_run_folder(tmp_path):
-    cfg = config_from_dict(_raw(tmp_path, eval_every=8, checkpoint_every=8))
-    res = fit(cfg, out=tmp_path / "run")
-    run = tmp_path / "run"
+STRAIGHT = dict(eval_every=8, checkpoint_every=8)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted 24-step run (`_raw(..., **STRAIGHT)`) and its folder, shared by the tests
+    that read a finished run (the reference of the SIGKILL resume, the second run of the same
+    seed, the source of the transfers); no test writes into it."""
+    tmp = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(HERE))
+        import _toy_family  # noqa: F401  (registers "toy")
+
+        return fit(config_from_dict(_raw(tmp, **STRAIGHT)), out=tmp / "run")
+
+
+def test_fit_learns_and_writes_run_folder(straight):
+    res, run = straight, straight.run_dir
     records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["split"] == "train"]
     assert losses[-1] < 0.6 * losses[0]
@@ -72,10 +86,9 @@ def test_fit_learns_and_writes_run_folder(tmp_path):
                                              eqx.filter(res.model, eqx.is_array), rtol=0, atol=0)
 
 
-def test_same_seed_same_metrics_and_frozen_leaves_stay(tmp_path):
-    cfg = config_from_dict(_raw(tmp_path))
-    a = fit(cfg, out=tmp_path / "a")
-    b = fit(cfg, out=tmp_path / "b")
+def test_same_seed_same_metrics_and_frozen_leaves_stay(tmp_path, straight):
+    a = straight
+    b = fit(config_from_dict(_raw(tmp_path, **STRAIGHT)), out=tmp_path / "b")
     assert a.metrics == b.metrics
     # The frozen normaliser is untouched by AdamW's weight decay.
     x = np.asarray(a.model.norm.mean)
@@ -117,8 +130,8 @@ fitmod.fit(cfg, out={out!r})
 """
 
 
-def test_resume_after_sigkill_mid_write_matches_uninterrupted(tmp_path):
-    raw = _raw(tmp_path, checkpoint_every=8, eval_every=8)
+def test_resume_after_sigkill_mid_write_matches_uninterrupted(tmp_path, straight):
+    raw = _raw(tmp_path, **STRAIGHT)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "killed"
     script = _KILLER.format(tests=str(HERE), cfg=str(tmp_path / "cfg.yaml"), out=str(out))
@@ -131,14 +144,13 @@ def test_resume_after_sigkill_mid_write_matches_uninterrupted(tmp_path):
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert ckpts == [".tmp-step_00000016-x", "step_00000008"]
     resumed = fit(load_config(tmp_path / "cfg.yaml"), out=out, resume=True)
-    straight = fit(load_config(tmp_path / "cfg.yaml"), out=tmp_path / "straight")
-    assert resumed.metrics == straight.metrics
+    assert resumed.metrics == straight.metrics  # the same config, uninterrupted
     def records(path):  # every logged value but the wall-clock throughput
         return [{k: v for k, v in json.loads(ln).items() if k != "samples_per_s"}
                 for ln in path.read_text().splitlines()]
 
     resumed_log = records(out / "metrics.jsonl")
-    assert resumed_log == records(tmp_path / "straight" / "metrics.jsonl")
+    assert resumed_log == records(straight.run_dir / "metrics.jsonl")
     assert [r["step"] for r in resumed_log if r["split"] == "test"] == [8, 16, 24]
     assert not any(p.name.startswith(".tmp") for p in (out / "checkpoints").iterdir())
 
@@ -159,10 +171,10 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
                jax.tree.leaves(eqx.filter(run.model, eqx.is_array)))
 
 
-def test_transfer_trains_only_chosen_parts(tmp_path):
-    source = fit(config_from_dict(_raw(tmp_path)), out=tmp_path / "src")
+def test_transfer_trains_only_chosen_parts(tmp_path, straight):
+    source = straight
     raw = _raw(tmp_path, steps=8)
-    raw["transfer"] = {"from_run": str(tmp_path / "src"), "trainable": ["second"]}
+    raw["transfer"] = {"from_run": str(straight.run_dir), "trainable": ["second"]}
     tuned = fit(config_from_dict(raw), out=tmp_path / "tuned")
     assert tree_allclose(source.model.first, tuned.model.first, rtol=0, atol=0)
     assert not np.allclose(source.model.second.weight, tuned.model.second.weight)
@@ -174,13 +186,12 @@ def test_transfer_trains_only_chosen_parts(tmp_path):
     ({"transfer": {"from_run": "SRC", "trainable": ["thrid"]}}, r"'thrid' names no part"),
     ({"model": {"family": "toy", "width": 16}}, r"architecture of .* does not match"),
 ])
-def test_transfer_errors(tmp_path, change, message):
-    fit(config_from_dict(_raw(tmp_path, steps=2)), out=tmp_path / "src")
+def test_transfer_errors(tmp_path, straight, change, message):
     raw = _raw(tmp_path, steps=2)
-    raw["transfer"] = {"from_run": str(tmp_path / "src"), "trainable": ["second"]}
+    raw["transfer"] = {"from_run": str(straight.run_dir), "trainable": ["second"]}
     for k, v in change.items():
         if k == "transfer":
-            v = {**v, "from_run": str(tmp_path / "src")}
+            v = {**v, "from_run": str(straight.run_dir)}
         raw[k] = v
     with pytest.raises(ConfigError, match=message):
         fit(config_from_dict(raw), out=tmp_path / "t")
