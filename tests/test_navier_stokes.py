@@ -20,10 +20,6 @@ from sciops.pde.navier_stokes import (
     taylor_green,
 )
 
-# One compiled program per call (the scalars are static, as the solver's types say): called op
-# by op, the setup ops and the scan compile separately (~3x the CPU time, see test_wave_solver).
-_solve = jax.jit(solve, static_argnames=("viscosity", "dt", "n_steps", "n_snapshots"))
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -40,7 +36,7 @@ def test_taylor_green_decay_error_and_order(x64):
     exact = taylor_green(s, t, nu)
     errors = []
     for dt in (0.1, 0.05, 0.025):
-        w = _solve(w0, viscosity=nu, dt=dt, n_steps=round(t / dt))[-1]
+        w = solve(w0, viscosity=nu, dt=dt, n_steps=round(t / dt))[-1]
         errors.append(float(jnp.max(jnp.abs(w - exact))))
     # CN's one-step amplification error is a^3/12 (a = nu k^2 dt): 1.9e-4 at dt = 0.1.
     assert errors[0] < 2.5e-4 and errors[-1] < 1.5e-5
@@ -52,7 +48,7 @@ def test_forced_response_matches_exact_solution(x64):
     # exactly (again u.grad w = 0): checks the forcing path and the sign conventions.
     s, nu, t, dt = 32, 1e-3, 2.0, 0.01
     f = li_forcing(s)
-    w = _solve(jnp.zeros((s, s)), viscosity=nu, dt=dt, n_steps=round(t / dt),
+    w = solve(jnp.zeros((s, s)), viscosity=nu, dt=dt, n_steps=round(t / dt),
               forcing=jnp.asarray(f))[-1]
     rate = nu * 8 * np.pi**2
     exact = f * (1 - np.exp(-rate * t)) / rate
@@ -65,10 +61,10 @@ def test_self_convergence_order_two_with_advection(x64):
     s, nu, t = 32, 1e-3, 0.5
     w0 = initial_vorticity(jax.random.key(3), s) * 5.0   # stronger advection
     f = jnp.asarray(li_forcing(s))
-    ref = _solve(w0, viscosity=nu, dt=0.05 / 16, n_steps=160, forcing=f)[-1]
+    ref = solve(w0, viscosity=nu, dt=0.05 / 16, n_steps=160, forcing=f)[-1]
     errors = []
     for dt in (0.05, 0.025, 0.0125):
-        w = _solve(w0, viscosity=nu, dt=dt, n_steps=round(t / dt), forcing=f)[-1]
+        w = solve(w0, viscosity=nu, dt=dt, n_steps=round(t / dt), forcing=f)[-1]
         errors.append(float(jnp.linalg.norm(w - ref) / jnp.linalg.norm(ref)))
     assert errors[0] > 1e-9  # the advection term really contributes a time error
     np.testing.assert_allclose(_orders(errors), 2.0, atol=0.2)
