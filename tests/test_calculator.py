@@ -38,7 +38,9 @@ def setup(tmp_path_factory):
                          mask=np.ones(32, bool), cell=np.asarray(a.cell), pbc=a.pbc,
                          energy=np.float64(a.get_potential_energy()), forces=a.get_forces()))
     ds = Dataset({k: np.stack([r[k] for r in rows]) for k in rows[0]}, name="cu")
-    cfg = MLIPConfig(cutoff=3.6, lmax=2, channels=8, n_layers=2, n_basis=6, radial_hidden=16,
+    # lmax 1, one layer (as test_md.py): the calculator's agreement with the training path and
+    # energy conservation do not depend on the size; test_mlip checks the L = 2, 2-layer model
+    cfg = MLIPConfig(cutoff=3.6, lmax=1, channels=8, n_layers=1, n_basis=6, radial_hidden=16,
                      readout_hidden=16, max_neighbors=24,
                      cp_cache_dir=str(tmp_path_factory.mktemp("cp")))
     model = FAM.build(cfg, ds, key=jax.random.key(0))
