@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from _multiprocess import PORT_TAKEN, run_processes
 
 from sciops.train import fit
 from sciops.train._distributed import detect_launcher
@@ -63,43 +64,21 @@ def four_devices(config_path, tmp_path_factory):
     return out, fit(config_from_dict(raw), out=out).metrics
 
 
-def _free_port() -> int:
-    """A port that was free a moment ago: another process may take it before the coordinator
-    binds it, so `_fit_two_processes` retries when the coordinator cannot bind."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _fit_two_processes(config_path, out_root):
+    """`sciops fit` as processes 0 and 1 of one run (a new out folder per attempt, see
+    `run_processes`). Returns (out folder, [(stdout, stderr)])."""
+    def start(port, attempt):
+        return [subprocess.Popen(_sciops("fit", str(config_path), "--out",
+                                         str(out_root / f"two-{attempt}"), "--distributed",
+                                         "explicit", "--coordinator", f"127.0.0.1:{port}",
+                                         "--num-processes", "2", "--process-id", str(i),
+                                         "--cpu-devices", "2"),
+                                 env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for i in range(2)]
 
-
-# JAX's coordinator service when its port is taken (it binds [::]:port; jax 0.10.2)
-PORT_TAKEN = "Failed to start RPC server"
-
-
-def _fit_two_processes(config_path, out_root, attempts=3):
-    """`sciops fit` as processes 0 and 1 of one run; a new port and out folder when the port
-    picked was taken before the coordinator bound it. Returns (out folder, [(stdout, stderr)])."""
-    for attempt in range(attempts):
-        out, port = out_root / f"two-{attempt}", _free_port()
-        procs = [subprocess.Popen(_sciops("fit", str(config_path), "--out", str(out),
-                                          "--distributed", "explicit", "--coordinator",
-                                          f"127.0.0.1:{port}", "--num-processes", "2",
-                                          "--process-id", str(i), "--cpu-devices", "2"),
-                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for i in range(2)]
-        try:
-            # a generous bound that only guards a hang (the run takes ~10-30 s)
-            first = procs[0].communicate(timeout=HANG_S)
-            if procs[0].returncode != 0 and PORT_TAKEN in first[1]:
-                continue  # process 1 waits for a coordinator that never came: killed below
-            outs = [first, procs[1].communicate(timeout=HANG_S)]
-            assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-            return out, outs
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-    pytest.fail(f"the coordinator could not bind a free port in {attempts} attempts")
+    # a generous bound that only guards a hang (the run takes ~10-30 s)
+    attempt, outs = run_processes(start, timeout=HANG_S)
+    return out_root / f"two-{attempt}", outs
 
 
 def _env():
@@ -163,7 +142,7 @@ def test_unreachable_coordinator_fails_fast_with_a_clear_error(config_path, tmp_
 
 def test_a_taken_coordinator_port_fails_with_the_message_the_retry_looks_for(config_path,
                                                                            tmp_path):
-    """`_fit_two_processes` retries on PORT_TAKEN: the message JAX gives must contain it."""
+    """`run_processes` retries on PORT_TAKEN: the message JAX gives must contain it."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()

@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -14,22 +13,13 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from _multiprocess import run_processes
 
 from sciops.data import write_hdf5
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HPC = ROOT / "examples" / "hpc"
 SCRIPTS = sorted(HPC.glob("*.sbatch")) + sorted(HPC.glob("*.sh"))
-
-
-# JAX's coordinator service when its port is taken (as in tests/test_distributed.py)
-PORT_TAKEN = "Failed to start RPC server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -80,28 +70,15 @@ def test_any_launcher_two_processes(tmp_path):
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
                                 if not f.startswith("--xla_force_host_platform_device_count"))
-    for _attempt in range(3):
-        # a port free a moment ago may be taken before the coordinator binds it: then process
-        # 0 stops with JAX's message and the pair starts again on another port
-        env["COORD"] = f"127.0.0.1:{_free_port()}"
-        procs = [subprocess.Popen(["bash", str(HPC / "any_launcher.sh"), "--cpu-devices", "2",
-                                   "train.steps=4"], env={**env, "PID": str(i)}, cwd=tmp_path,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  umask=0o022) for i in range(2)]
-        try:
-            first = procs[0].communicate(timeout=400)
-            if procs[0].returncode != 0 and PORT_TAKEN in first[1]:
-                continue
-            outs = [first, procs[1].communicate(timeout=400)]
-            break
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-    else:
-        pytest.fail("the coordinator could not bind a free port in 3 attempts")
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+
+    def start(port, attempt):
+        env["COORD"] = f"127.0.0.1:{port}"
+        return [subprocess.Popen(["bash", str(HPC / "any_launcher.sh"), "--cpu-devices", "2",
+                                  "train.steps=4"], env={**env, "PID": str(i)}, cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 umask=0o022) for i in range(2)]
+
+    run_processes(start, timeout=400)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
                if x]
     assert max(r["step"] for r in records) == 4  # train.steps=4 reached `sciops fit`
