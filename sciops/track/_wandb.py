@@ -19,6 +19,11 @@ class WandbTracker(Tracker):
     `WANDB_MODE=offline` to log without a network; `wandb sync` uploads later); the project
     defaults to ``sciops``.
 
+    `close` finishes the W&B run; W&B's service then writes out and closes the run's files in
+    the background. They are complete when the process exits, or after `wandb.teardown()`,
+    which waits for the service (call it before reading or syncing an offline run from the
+    same Python session).
+
     **Arguments:**
 
     - `run_dir`: the run folder (W&B keeps its files in ``<run_dir>/wandb``).
