@@ -3,6 +3,8 @@ Imports everything below it (data, pde, nn, models, train)."""
 
 from ..train._plots import plot_loss_curve as plot_loss_curve
 from ._evaluate import evaluate_run as evaluate_run
+from ._grid_rollout import grid_rollout as grid_rollout
+from ._grid_rollout import simulate_frames as simulate_frames
 from ._mesh_metrics import BASELINES as BASELINES
 from ._mesh_metrics import baseline_one_step as baseline_one_step
 from ._mesh_metrics import baseline_rollout as baseline_rollout

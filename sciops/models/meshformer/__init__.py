@@ -18,7 +18,8 @@ from ._transformer import MeshTransformer as MeshTransformer
 def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 mode: str = "autoregressive", boundary: str = "truth", out_dir,
                 inflow: float | None = None, animation: bool = True,
-                progress: bool = True, fields=None, node_types=None) -> dict:
+                progress: bool = True, fields=None, node_types=None,
+                figures: bool = True) -> dict:
     """`Family.rollout` of `meshformer` and `meshgraphnet`: the mesh rollout driver of
     `sciops.eval` (XDMF, PVD, VTU, MeshGraphNets or sciops HDF5 trajectories with an optional
     field mapping and node-type rule; the model beside persistence and linear extrapolation;
@@ -29,7 +30,7 @@ def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
     return rollout_mesh(run, data_path, steps=steps, start=start, mode=mode,
                         boundary=boundary, out_dir=out_dir, inflow=inflow,
                         animation=animation, progress=progress, fields=fields,
-                        node_types=node_types)
+                        node_types=node_types, figures=figures)
 
 
 def partition_run(config, dataset, parts: int):

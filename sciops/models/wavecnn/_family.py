@@ -222,16 +222,17 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path, *, fields=None,
 def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 mode: str = "autoregressive", boundary: str = "truth", out_dir,
                 inflow: float | None = None, animation: bool = True,
-                progress: bool = True) -> dict:
+                progress: bool = True, figures: bool = True) -> dict:
     """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
     trajectories (imported when a rollout is asked for, so the model layer does not load the
     eval layer). A grid rollout starts after the model's first `history` frames: `start` and
     `inflow` are mesh-simulator options and have no effect here; `animation=False` skips the
-    GIF."""
+    GIF, `figures=False` every figure."""
     from ...eval._grid_rollout import rollout as rollout_grid
 
     return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
-                        out_dir=out_dir, progress=progress, animation=animation)
+                        out_dir=out_dir, progress=progress, animation=animation,
+                        figures=figures)
 
 
 FAMILIES = {"wavecnn": register_family(Family(
