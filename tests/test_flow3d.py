@@ -27,7 +27,7 @@ from sciops.data import (
     write_vtu,
     write_xdmf,
 )
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout as rollout
 from sciops.models.meshformer import (
     FAMILIES,
     MeshGraphNetConfig,

@@ -15,7 +15,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import Dataset, write_hdf5
-from sciops.eval._grid_rollout import rollout
+from sciops.eval import grid_rollout as rollout
 from sciops.models import family
 from sciops.models.wavecnn import WaveCNNConfig
 

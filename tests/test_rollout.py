@@ -12,7 +12,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import MeshField, read_mesh_dataset, read_xdmf, write_xdmf
-from sciops.eval._mesh_metrics import (
+from sciops.eval import (
     baseline_one_step,
     baseline_rollout,
     inflow_speed,
@@ -20,7 +20,7 @@ from sciops.eval._mesh_metrics import (
     rmse_table,
     step_mse,
 )
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout as rollout
 from sciops.models.meshformer import FAMILIES, MeshGraphNetConfig
 from sciops.pde.flow import NodeType, TransportConfig, generate_transport
 

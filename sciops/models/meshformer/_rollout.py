@@ -1,7 +1,7 @@
 """Rollout of a trained mesh simulator on users' trajectories (`sciops rollout`), scored by the
 MeshGraphNets protocol beside the persistence and linear-extrapolation baselines.
 
-For every trajectory of the input the model is scored twice (see `sciops.eval._mesh_metrics`):
+For every trajectory of the input the model is scored twice (see `sciops.models.meshformer._metrics`):
 teacher-forced one step ahead from EVERY frame of the truth, and autoregressively from frame
 `start` (its own predictions fed back) for `steps` steps. After each step the nodes that do
 not evolve (inflow, walls, obstacle: node types outside the run's `loss_node_types`) take the
@@ -33,10 +33,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .._errors import ConfigError, DataError
-from ..data import MeshField, write_xdmf
-from ..models.meshformer._family import mesh_columns
-from ._mesh_metrics import (
+from ..._errors import ConfigError, DataError
+from ...data import MeshField, write_xdmf
+from ._family import mesh_columns
+from ._metrics import (
     BASELINES,
     baseline_one_step,
     baseline_rollout,
@@ -68,7 +68,7 @@ def _trajectories(data_path: pathlib.Path, fields=None, node_types=None
                   ) -> list[tuple[str, MeshField, dict[str, str]]]:
     """(name, trajectory, units) of every trajectory in `data_path` (any source
     `sciops.data.read_mesh_trajectories` reads, with its field mapping and node-type rule)."""
-    from ..data._mesh_import import read_mesh_trajectories
+    from ...data._mesh_import import read_mesh_trajectories
 
     if not any(c in str(data_path) for c in "*?[") and not data_path.exists():
         raise DataError(f"{data_path}: data file not found")
@@ -107,7 +107,7 @@ def _check(name: str, mesh: MeshField, model, path) -> None:
 
 def _sample(family, model_config, mesh: MeshField) -> dict[str, np.ndarray]:
     """One trajectory in the padded data-set layout (no padding needed), graph fields added."""
-    from ..data import Dataset
+    from ...data import Dataset
 
     n = mesh.n_nodes
     arrays: dict[str, Any] = {
@@ -134,7 +134,7 @@ def _label(field: str, c: int) -> str:
 def _view(mesh: MeshField):
     """`(xy, triangles, values -> drawn values)` of a 2-D triangle mesh or of a tetrahedral
     mesh's mid-plane section (`drawable_mesh`), or None (nothing to draw)."""
-    from ..data import drawable_mesh
+    from ...data import drawable_mesh
 
     cells = next(iter(mesh.cells.values()), None)
     view = None if cells is None or len(mesh.cells) != 1 else drawable_mesh(mesh.points, cells)
@@ -157,7 +157,7 @@ def _time(times, s, units) -> str:
 
 def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units, frames):
     """Truth / prediction / error PNGs of each field's magnitude at the given frames."""
-    from ..plot import plot_mesh_fields
+    from ...plot import plot_mesh_fields
 
     view = _view(mesh)
     if view is None:
@@ -183,7 +183,7 @@ def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units,
 def _animate(path, mesh, truth, pred, times, fields, channels, units, max_frames=60, fps=10):
     """A GIF of truth / prediction / error for every field's magnitude, `max_frames` frames
     evenly spaced over the rollout."""
-    from ..plot import animate_mesh_fields
+    from ...plot import animate_mesh_fields
 
     view = _view(mesh)
     if view is None:
@@ -324,7 +324,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
 
     bar = None
     if progress:
-        from .._progress import progress as _progress
+        from ..._progress import progress as _progress
         bar = _progress(total=sum(p[1].n_times - 1 + p[4] for p in plans), desc="rollout",
                         unit="step")
     parent = out_dir.parent
@@ -464,7 +464,7 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
 def _plot_error(out_dir: pathlib.Path, rows, fields, units=None) -> pathlib.Path:
     """RMSE against rollout step per field: the model (one line per trajectory) and the
     baselines' means."""
-    from ..plot import plot_curve_panels
+    from ...plot import plot_curve_panels
 
     names = sorted({r["trajectory"] for r in rows})
     steps = sorted({r["step"] for r in rows})
