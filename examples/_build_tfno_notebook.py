@@ -29,6 +29,7 @@ with `sciops fit`."""),
 N_TRAIN, N_TEST = 48, 8
 STEPS = 30           # optimizer steps per model
 WIDTH, MODES = 8, 8
+MODELS = ("dense", "tucker 0.2", "cp 0.05")  # the spectral weights compared below
 SEED = 0"""),
     ("code", """import math
 import time
@@ -72,12 +73,19 @@ input with the factors directly (`implementation: factorized`) — the same numb
 $W$ first."""),
     ("code", """key = jax.random.key(SEED)
 x = jax.random.normal(key, (32, 16, 9)) + 1j * jax.random.normal(jax.random.key(1), (32, 16, 9))
+
+
+@eqx.filter_jit  # one compiled program per pair (op by op, every operation compiles on its own)
+def max_difference(w, wr, x):
+    return jnp.max(jnp.abs(w.contract(x, 2) - wr.contract(x, 2)))
+
+
 print(f"{'format':8} {'rank':>6} {'params':>9} {'compression':>11}  max|factorized - reconstructed|")
 for fmt in (CP, Tucker, TT):
     for rank in (0.1, 0.01):
         w = FactorizedSpectralWeight(fmt(rank), 4, 32, 32, (16, 16), key=key)
         wr = FactorizedSpectralWeight(fmt(rank), 4, 32, 32, (16, 16), key=key, reconstruct=True)
-        diff = float(jnp.max(jnp.abs(w.contract(x, 2) - wr.contract(x, 2))))
+        diff = float(max_difference(w, wr, x))
         print(f"{fmt.__name__:8} {rank:6} {w.param_count():9,} "
               f"{w.dense_param_count() / w.param_count():10.1f}x  {diff:.1e}")"""),
     ("code", """ranks = np.geomspace(0.005, 0.5, 12)
@@ -119,25 +127,28 @@ The same training budget for the dense FNO and for factorized ones (joint Tucker
     return config, model
 
 
+metrics = eqx.filter_jit(fno.metrics)  # compiled once per model: op by op it compiles each op
+
+
 def test_error(config, model, data=None):
     data = (data or test).load()
-    return float(jnp.mean(fno.metrics(config, model, data)["l2"]))
+    return float(jnp.mean(metrics(config, model, data)["l2"]))
 
 
 base = dict(n_modes=[MODES, MODES], hidden_channels=WIDTH, n_layers=4,
             lifting_channels=2 * WIDTH, projection_channels=2 * WIDTH)
 results = {}
-for name, extra in [("dense", {}),
-                    ("tucker 0.2", dict(factorization="tucker", rank=0.2)),
-                    ("cp 0.05", dict(factorization="cp", rank=0.05))]:
+variants = {"dense": {}, "tucker 0.2": dict(factorization="tucker", rank=0.2),
+            "cp 0.05": dict(factorization="cp", rank=0.05)}
+for name in MODELS:
     t0 = time.perf_counter()
-    config, model = fit({**base, **extra})
+    config, model = fit({**base, **variants[name]})
     w = model.net.spectral_weight
     n = sum(a.size for a in jax.tree.leaves(eqx.filter(w, eqx.is_array)))
     results[name] = (config, model, n, test_error(config, model))
     print(f"{name:12} spectral params {n:7,}  test rel. L2 {100 * results[name][3]:.1f} %  "
           f"({time.perf_counter() - t0:.1f} s)")"""),
-    ("code", """dense_n = results["dense"][2]
+    ("code", """dense_n = 2 * base["n_layers"] * WIDTH * WIDTH * MODES * (MODES // 2 + 1)  # the dense FNO's
 fig, ax = plt.subplots(figsize=(4.5, 3))
 for name, (_, _, n, err) in results.items():
     ax.scatter(dense_n / n, 100 * err); ax.annotate(name, (dense_n / n, 100 * err))
@@ -181,7 +192,7 @@ err_fine = test_error(config, model, fine)
 print(f"TFNO trained at {RESOLUTION}^2: test rel. L2 {100 * err:.1f} % at {RESOLUTION}^2, "
       f"{100 * err_fine:.1f} % at {2 * RESOLUTION}^2")
 sample = fine.load()
-pred = model(jnp.asarray(sample["x"][0]))
+pred = eqx.filter_jit(model)(jnp.asarray(sample["x"][0]))
 fig, ax = plt.subplots(1, 3, figsize=(8, 2.6))
 for a, img, title in zip(ax, [sample["y"][0, 0], pred[0], pred[0] - sample["y"][0, 0]],
                          ["truth (fine grid)", "prediction", "error"]):

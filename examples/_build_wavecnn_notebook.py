@@ -101,13 +101,14 @@ def fit(config, steps=STEPS, lr=3e-3, batch=8, seed=0):
     return model
 
 
+metrics = eqx.filter_jit(fam.metrics)  # compiled once per model: op by op it compiles each op
 test_batch = {k: jnp.asarray(v) for k, v in test.load().items()}
 results, models = {}, {}
 for name, config in [("full", WaveCNNConfig(conv="full", **MODEL)),
                      ("cp-4", WaveCNNConfig(conv="cp", rank=4, **MODEL))]:
-    untrained = fam.metrics(config, fam.build(config, train, key=jax.random.key(0)), test_batch)
+    untrained = metrics(config, fam.build(config, train, key=jax.random.key(0)), test_batch)
     models[name] = model = fit(config)
-    m = fam.metrics(config, model, test_batch)
+    m = metrics(config, model, test_batch)
     results[name] = {"conv_params": model.conv_params,
                      "l2_untrained": float(untrained["l2"].mean()),
                      "l2": float(m["l2"].mean()), "rollout_l2": float(m["rollout_l2"].mean())}
@@ -119,7 +120,7 @@ the autoregressive rollout. Roll both models out on one test trajectory:"""),
 
 k, steps = MODEL["history"], MODEL["rollout_steps"]
 traj, speed = test_batch["u"][0], test_batch["c"][0]
-preds = {name: rollout(m, traj[:k], speed, steps) for name, m in models.items()}
+preds = {name: eqx.filter_jit(rollout)(m, traj[:k], speed, steps) for name, m in models.items()}
 times = [0, steps // 3, 2 * steps // 3, steps - 1]
 truth = np.asarray(traj)[[k + t for t in times]]
 plot_fields([Column("truth u", truth, scale="u", diverging=True)]

@@ -27,8 +27,7 @@ from sciops.data import (
     write_vtu,
     write_xdmf,
 )
-from sciops.eval import _mesh_rollout
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout as rollout
 from sciops.models.meshformer import (
     FAMILIES,
     MeshGraphNetConfig,
@@ -276,7 +275,7 @@ def test_edge_features_under_rigid_motions_of_a_tetrahedral_mesh(tets):
 
 
 @pytest.mark.parametrize("family", ["meshgraphnet", "meshformer"])
-def test_models_step_and_roll_out_on_tetrahedra(tets, family, tmp_path, monkeypatch):
+def test_models_step_and_roll_out_on_tetrahedra(tets, family, tmp_path):
     root, ds, models = tets
     cfg, model = models[family]
     fam = FAMILIES[family]
@@ -287,9 +286,7 @@ def test_models_step_and_roll_out_on_tetrahedra(tets, family, tmp_path, monkeypa
     # the figures (a mid-plane section, the GIF) do not depend on the model: drawn and checked
     # with MeshGraphNet only (matplotlib is most of a rollout's time here)
     figures = family == "meshgraphnet"
-    if not figures:
-        monkeypatch.setattr(_mesh_rollout, "_snapshots", lambda *args: [])
-    res = rollout(run, root / "traj.xdmf", out_dir=tmp_path, progress=False, animation=figures)
+    res = rollout(run, root / "traj.xdmf", out_dir=tmp_path, progress=False, figures=figures)
     m = json.loads((tmp_path / "metrics.json").read_text())["trajectories"]["traj"]
     assert set(m) >= {"model", "persistence", "linear_extrapolation"}
     pred = read_xdmf(tmp_path / "traj_prediction.xdmf")

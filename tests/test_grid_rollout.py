@@ -15,8 +15,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import Dataset, write_hdf5
-from sciops.eval import _grid_rollout
-from sciops.eval._grid_rollout import rollout
+from sciops.eval import grid_rollout as rollout
 from sciops.models import family
 from sciops.models.wavecnn import WaveCNNConfig
 
@@ -44,33 +43,26 @@ def _run(tmp_path, power):
     return types.SimpleNamespace(model=model, config=cfg, family=fam), path, f
 
 
-@pytest.fixture
-def no_snapshots(monkeypatch):
-    """No snapshot PNG (a matplotlib grid of 15 panels per rollout) in tests that do not look
-    at it; test_no_animation_writes_no_gif and test_files_written draw and check it."""
-    monkeypatch.setattr(_grid_rollout, "_snapshots", lambda *args: None)
-
-
-def test_linear_in_time_is_rolled_out_exactly(tmp_path, no_snapshots):
+def test_linear_in_time_is_rolled_out_exactly(tmp_path):
     run, path, _ = _run(tmp_path, 1)
     out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False,
-                  animation=False)
+                  figures=False)
     assert out["steps"] == T - 2
     assert max(out["rel_l2"]) < 1e-6
 
 
 @pytest.mark.parametrize("boundary", ["truth", "model"])
-def test_quadratic_in_time_exact_errors(tmp_path, boundary, no_snapshots):
+def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     """u_t = t^2 f. Teacher-forced: the extrapolation misses the second difference 2f, so the
     relative error at time t is 2/t^2. Autoregressive from (0, f): the prediction is t f, error
     (t^2 - t)/t^2; with the true boundary ring only the interior nodes carry it."""
     run, path, f = _run(tmp_path, 2)
     t = np.arange(2, T, dtype=np.float64)
     forced = rollout(run, path, mode="teacher_forced", boundary="model",
-                     out_dir=tmp_path / "tf", progress=False, animation=False)
+                     out_dir=tmp_path / "tf", progress=False, figures=False)
     np.testing.assert_allclose(forced["rel_l2"], 2 / t**2, rtol=1e-5)
     free = rollout(run, path, boundary=boundary, out_dir=tmp_path / boundary, progress=False,
-                   animation=False)
+                   figures=False)
     inner = np.linalg.norm(f[1:-1, 1:-1]) / np.linalg.norm(f)
     expected = (t**2 - t) / t**2 * (inner if boundary == "truth" else 1.0)
     np.testing.assert_allclose(free["rel_l2"], expected, rtol=1e-5)
@@ -78,7 +70,7 @@ def test_quadratic_in_time_exact_errors(tmp_path, boundary, no_snapshots):
     if boundary == "truth":
         # Held at the last input frame (t = 1, values f) the ring is off by (t^2 - 1) f there.
         hold = rollout(run, path, boundary="hold", mode="teacher-forced",
-                       out_dir=tmp_path / "hold", progress=False, animation=False)
+                       out_dir=tmp_path / "hold", progress=False, figures=False)
         ring = np.sqrt(np.linalg.norm(f) ** 2 - np.linalg.norm(f[1:-1, 1:-1]) ** 2)
         err = np.sqrt((2 * inner * np.linalg.norm(f)) ** 2 + ((t**2 - 1) * ring) ** 2)
         np.testing.assert_allclose(hold["rel_l2"], err / (t**2 * np.linalg.norm(f)), rtol=1e-5)
@@ -93,6 +85,13 @@ def test_no_animation_writes_no_gif(tmp_path):
     run.family.rollout(run, path, steps=3, out_dir=tmp_path / "hook", progress=False,
                        animation=False)
     assert not (tmp_path / "hook" / "rollout.gif").exists()
+    assert (tmp_path / "hook" / "snapshots.png").is_file()
+    # ... and `--no-figures`: the frames and errors only
+    out = run.family.rollout(run, path, steps=3, out_dir=tmp_path / "bare", progress=False,
+                             figures=False)
+    assert sorted(out["files"]) == ["csv", "frames", "json"]
+    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == [
+        "errors.csv", "errors.json", "rollout.h5"]
 
 
 def test_files_written(tmp_path):

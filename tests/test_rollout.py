@@ -3,6 +3,7 @@ horizons beyond the truth, and clear errors for meshes that do not fit the run."
 
 import csv
 import json
+import pathlib
 import types
 
 import jax
@@ -11,8 +12,7 @@ import pytest
 
 from sciops._errors import ConfigError, DataError
 from sciops.data import MeshField, read_mesh_dataset, read_xdmf, write_xdmf
-from sciops.eval import _mesh_rollout
-from sciops.eval._mesh_metrics import (
+from sciops.eval import (
     baseline_one_step,
     baseline_rollout,
     inflow_speed,
@@ -20,7 +20,7 @@ from sciops.eval._mesh_metrics import (
     rmse_table,
     step_mse,
 )
-from sciops.eval._mesh_rollout import rollout
+from sciops.eval import mesh_rollout as rollout
 from sciops.models.meshformer import FAMILIES, MeshGraphNetConfig
 from sciops.pde.flow import NodeType, TransportConfig, generate_transport
 
@@ -38,14 +38,6 @@ def setup(tmp_path_factory):
     model = fam.build(CFG, read_mesh_dataset(path), key=jax.random.key(0))
     run = types.SimpleNamespace(config=types.SimpleNamespace(model=CFG), model=model, family=fam)
     return root, path, run
-
-
-@pytest.fixture
-def no_snapshots(monkeypatch):
-    """No snapshot PNGs: drawing them (3 matplotlib figures per trajectory) is most of a
-    rollout's time here. Only for tests that do not look at them;
-    test_rollout_files_and_metrics draws and checks them."""
-    monkeypatch.setattr(_mesh_rollout, "_snapshots", lambda *args: [])
 
 
 def test_rollout_files_and_metrics(setup, tmp_path):
@@ -97,12 +89,18 @@ def test_rollout_files_and_metrics(setup, tmp_path):
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no work folder left
 
 
-def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path, no_snapshots):
+def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
     root, path, run = setup
-    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, animation=False)
+    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, figures=False)
     tf = rollout(run, path, mode="teacher-forced", start=0, out_dir=tmp_path / "tf",
-                 progress=False, animation=False)
+                 progress=False, figures=False)
     assert set(ar["trajectories"]) == {"traj_000", "traj_001"}
+    # figures=False: predictions and metrics, no PNG or GIF (and none listed)
+    written = sorted(p.name for p in (tmp_path / "ar").iterdir())
+    assert written == ["metrics.json", "rmse_per_step.csv", "traj_000_prediction.h5",
+                       "traj_000_prediction.xdmf", "traj_001_prediction.h5",
+                       "traj_001_prediction.xdmf"]
+    assert sorted(pathlib.Path(f).name for f in ar["files"]) == written
     for name in ar["trajectories"]:
         a = ar["trajectories"][name]["model"]["concentration"]
         t = tf["trajectories"][name]["model"]["concentration"]
@@ -118,7 +116,7 @@ def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path, no_snapshots):
                                ["one_step"], np.sqrt(np.mean((c_p[1:] - c_t[1:]) ** 2)),
                                rtol=1e-5)
     hold = rollout(run, path, boundary="hold", steps=15, out_dir=tmp_path / "hold",
-                   progress=False, animation=False)
+                   progress=False, figures=False)
     pred = read_xdmf(tmp_path / "hold" / "traj_001_prediction.xdmf")
     c = np.asarray(pred.fields["concentration"])
     assert c.shape[0] == 16  # beyond the 9 true frames
@@ -132,7 +130,7 @@ def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path, no_snapshots):
     assert not (tmp_path / "x").exists()
 
 
-def test_baselines_analytic_through_rollout(setup, tmp_path, no_snapshots):
+def test_baselines_analytic_through_rollout(setup, tmp_path):
     """On a field linear in time, c = 0.5 t (1 + x): persistence's one-step RMSE is
     0.5 dt sqrt(mean over nodes of e_i (1 + x_i)^2) (e_i = 1 on evolving nodes), its rollout
     error at step k is k times that; linear extrapolation is exact."""
@@ -145,7 +143,7 @@ def test_baselines_analytic_through_rollout(setup, tmp_path, no_snapshots):
                                                 {"concentration": c}, np.asarray(m.node_type),
                                                 times))
     res = rollout(run, tmp_path / "lin.xdmf", out_dir=tmp_path / "o", progress=False,
-                  animation=False, inflow=2.0)
+                  figures=False, inflow=2.0)
     r = res["trajectories"]["lin"]
     ev = np.asarray(m.node_type) == NodeType.NORMAL
     a = 0.5 * 0.1 * np.sqrt(np.mean(ev * (1 + x) ** 2))
@@ -209,7 +207,7 @@ def test_failed_rollout_leaves_no_folder(setup, tmp_path):
                       np.full_like(np.asarray(run.model.delta_norm.std), np.nan))
     bad_run = types.SimpleNamespace(config=run.config, model=bad, family=run.family)
     with pytest.raises(DataError, match="NaN/Inf at step 1"):
-        rollout(bad_run, path, out_dir=tmp_path / "out", progress=False, animation=False)
+        rollout(bad_run, path, out_dir=tmp_path / "out", progress=False, figures=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -236,7 +234,7 @@ def test_meshes_that_do_not_fit_the_run(setup, tmp_path):
     assert not (tmp_path / "o").exists()  # checked before anything is written
 
 
-def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path, no_snapshots):
+def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path):
     """A VTU series as another code writes it (field named `c`, no node types) rolls out with
     --field and --node-types exactly as the sciops file it was made from."""
     from sciops.data import write_vtu
@@ -250,8 +248,8 @@ def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path, no_snapshot
         write_vtu(series / f"c_{k}.vtu", MeshField(np.asarray(truth.points),
                                                    {t: np.asarray(v) for t, v in truth.cells.items()},
                                                    {"c": c[k:k + 1]}))
-    ref = rollout(run, xdmf, out_dir=tmp_path / "ref", progress=False, animation=False)
-    got = rollout(run, series, out_dir=tmp_path / "mine", progress=False, animation=False,
+    ref = rollout(run, xdmf, out_dir=tmp_path / "ref", progress=False, figures=False)
+    got = rollout(run, series, out_dir=tmp_path / "mine", progress=False, figures=False,
                   fields=["concentration=c"], node_types="boundary:walls=xmin+xmax+ymin+ymax")
     (r,), (g,) = ref["trajectories"].values(), got["trajectories"].values()
     for method in ("model", "persistence", "linear_extrapolation"):
@@ -273,3 +271,23 @@ def test_rollout_cli_field_and_node_type_options(setup, tmp_path, capsys):
     assert code == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
+
+
+def test_rollout_cli_passes_its_switches_to_the_family(tmp_path, monkeypatch, capsys):
+    """`--no-figures`, `--no-animation`, `--no-progress` reach the family's rollout hook."""
+    import sciops.train
+    from sciops.cli._main import main
+
+    seen = {}
+
+    def hook(run, data, **kw):
+        seen.update(kw)
+        return {"table": "t", "files": []}
+
+    fake = types.SimpleNamespace(family=types.SimpleNamespace(name="f", rollout=hook))
+    monkeypatch.setattr(sciops.train, "load_run", lambda path: fake)
+    args = ["rollout", str(tmp_path), "--data", "d.h5", "--out", str(tmp_path / "o")]
+    assert main(args) == 0
+    assert seen["figures"] and seen["animation"] and seen["progress"]
+    assert main([*args, "--no-figures", "--no-animation", "--no-progress"]) == 0
+    assert not (seen["figures"] or seen["animation"] or seen["progress"])

@@ -315,7 +315,8 @@ def _cmd_rollout(args) -> int:
     summary = run.family.rollout(run, args.data, steps=args.steps, start=args.start,
                                  mode=args.mode, boundary=args.boundary, out_dir=args.out,
                                  inflow=args.inflow_speed, animation=not args.no_animation,
-                                 progress=not args.no_progress, **mapping)
+                                 progress=not args.no_progress, figures=not args.no_figures,
+                                 **mapping)
     if "table" in summary:  # mesh simulators: the model beside its baselines
         print(summary["table"])
         print("wrote " + ", ".join(summary["files"]))
@@ -464,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
                    help="no GIF of truth / prediction / error (every simulator)")
+    r.add_argument("--no-figures", action="store_true",
+                   help="no figures at all (PNGs and GIF): predictions and metrics only")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -8,28 +8,20 @@ from ._config import MeshTransformerConfig as MeshTransformerConfig
 from ._config import Neighbourhood as Neighbourhood
 from ._family import build, loss, metrics, plot
 from ._family import prepare as prepare
+from ._metrics import BASELINES as BASELINES
+from ._metrics import baseline_one_step as baseline_one_step
+from ._metrics import baseline_rollout as baseline_rollout
+from ._metrics import inflow_speed as inflow_speed
+from ._metrics import relative_scale as relative_scale
+from ._metrics import rmse_table as rmse_table
+from ._metrics import step_mse as step_mse
 from ._mgn import MeshGraphNet as MeshGraphNet
 from ._partition import partition as partition_mesh
 from ._partition import unpartition as unpartition
+from ._rollout import format_rollout_table as format_rollout_table
+from ._rollout import mesh_rollout as mesh_rollout
 from ._simulator import MeshSimulator as MeshSimulator
 from ._transformer import MeshTransformer as MeshTransformer
-
-
-def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
-                mode: str = "autoregressive", boundary: str = "truth", out_dir,
-                inflow: float | None = None, animation: bool = True,
-                progress: bool = True, fields=None, node_types=None) -> dict:
-    """`Family.rollout` of `meshformer` and `meshgraphnet`: the mesh rollout driver of
-    `sciops.eval` (XDMF, PVD, VTU, MeshGraphNets or sciops HDF5 trajectories with an optional
-    field mapping and node-type rule; the model beside persistence and linear extrapolation;
-    figures), imported when a rollout is asked for so that the model layer does not load the
-    eval layer."""
-    from ...eval._mesh_rollout import rollout as rollout_mesh
-
-    return rollout_mesh(run, data_path, steps=steps, start=start, mode=mode,
-                        boundary=boundary, out_dir=out_dir, inflow=inflow,
-                        animation=animation, progress=progress, fields=fields,
-                        node_types=node_types)
 
 
 def partition_run(config, dataset, parts: int):
@@ -40,11 +32,11 @@ def partition_run(config, dataset, parts: int):
 
 FAMILIES = {
     "meshformer": register_family(Family("meshformer", MeshTransformerConfig, build, loss,
-                                         metrics, plot, prepare=prepare, rollout=rollout_run,
+                                         metrics, plot, prepare=prepare, rollout=mesh_rollout,
                                          partition=partition_run)),
     "meshgraphnet": register_family(Family("meshgraphnet", MeshGraphNetConfig, build, loss,
                                            metrics, plot, prepare=prepare,
-                                           rollout=rollout_run, partition=partition_run)),
+                                           rollout=mesh_rollout, partition=partition_run)),
 }
 """The `meshformer` and `meshgraphnet` family records, by name, as `sciops.models.family` finds
 them."""

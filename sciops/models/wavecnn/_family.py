@@ -20,6 +20,7 @@ from ... import _random
 from ..._errors import ConfigError, DataError
 from ...nn import CPConv, DepthwiseSeparableConv, FullConv, SeparableSumConv, Tucker2Conv
 from .._family import Family, register_family
+from .._grid_rollout import grid_rollout
 from ._model import WaveCNN, rollout
 
 __all__ = ["WaveCNNConfig", "CONVS", "build", "loss", "metrics", "plot", "FAMILIES"]
@@ -222,16 +223,14 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path, *, fields=None,
 def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 mode: str = "autoregressive", boundary: str = "truth", out_dir,
                 inflow: float | None = None, animation: bool = True,
-                progress: bool = True) -> dict:
-    """`Family.rollout` of `wavecnn`: the grid rollout driver of `sciops.eval` on the run's
-    trajectories (imported when a rollout is asked for, so the model layer does not load the
-    eval layer). A grid rollout starts after the model's first `history` frames: `start` and
+                progress: bool = True, figures: bool = True) -> dict:
+    """`Family.rollout` of `wavecnn`: `sciops.models.grid_rollout` on the run's trajectories.
+    A grid rollout starts after the model's first `history` frames: `start` and
     `inflow` are mesh-simulator options and have no effect here; `animation=False` skips the
-    GIF."""
-    from ...eval._grid_rollout import rollout as rollout_grid
-
-    return rollout_grid(run, data_path, steps=steps, mode=mode, boundary=boundary,
-                        out_dir=out_dir, progress=progress, animation=animation)
+    GIF, `figures=False` every figure."""
+    return grid_rollout(run, data_path, steps=steps, mode=mode, boundary=boundary,
+                        out_dir=out_dir, progress=progress, animation=animation,
+                        figures=figures)
 
 
 FAMILIES = {"wavecnn": register_family(Family(

@@ -25,6 +25,7 @@ import csv
 import json
 import pathlib
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from .._errors import ConfigError, DataError
 from ..data import read_hdf5, write_hdf5
 
-__all__ = ["rollout", "simulate_frames"]
+__all__ = ["grid_rollout", "rollout", "simulate_frames"]
 
 
 def _ring(shape: tuple[int, ...]) -> np.ndarray:
@@ -60,9 +61,18 @@ def simulate_frames(model, frames, conds, truth, *, mode: str = "autoregressive"
     return out
 
 
+@eqx.filter_jit
+def _roll(model, u, conds, k: int, steps: int, mode: str, boundary: str):
+    """A batch of trajectories (compiled once per model structure, batch shape and options,
+    not once per `rollout` call)."""
+    return jax.vmap(lambda traj, *cs: simulate_frames(
+        model, traj[:k], cs, traj[k:k + steps], mode=mode, boundary=boundary))(u, *conds)
+
+
 def rollout(run, data_path, *, steps: int | None = None,
             mode: str = "autoregressive", boundary: str = "truth", out_dir, progress: bool = True,
-            samples: int | None = None, batch_size: int = 8, animation: bool = True) -> dict:
+            samples: int | None = None, batch_size: int = 8, animation: bool = True,
+            figures: bool = True) -> dict:
     """Roll a trained grid simulator over the trajectories of an HDF5 data set and write:
 
     - `rollout.h5`: ``pred`` and ``truth`` `(samples, steps, *spatial)`, ``rel_l2`` `(samples,
@@ -82,6 +92,7 @@ def rollout(run, data_path, *, steps: int | None = None,
     - `mode`, `boundary`: see the module docstring; `out_dir`: where the files go.
     - `animation`: write `rollout.gif` (False: skip it; drawing the frames costs more than a
       small rollout itself).
+    - `figures`: write `snapshots.png` and the GIF (False: only the frames and errors).
 
     **Returns:** a summary dict: `steps`, `mode`, `boundary`, `rel_l2` (per step), `rmse` (per
     step), `rel_l2_final`, `rel_l2_total`, `files`.
@@ -109,11 +120,6 @@ def rollout(run, data_path, *, steps: int | None = None,
         raise ConfigError(f"steps: expected an integer in [1, {available}] ({n_frames} frames, "
                           f"history {k}), got {steps!r}")
 
-    @jax.jit
-    def roll(u, conds):
-        return jax.vmap(lambda traj, *cs: simulate_frames(
-            model, traj[:k], cs, traj[k:k + steps], mode=mode, boundary=boundary))(u, *conds)
-
     preds, truths = [], []
     starts = range(0, n, batch_size)
     if progress:
@@ -122,7 +128,8 @@ def rollout(run, data_path, *, steps: int | None = None,
     for i in starts:
         b = ds.take(np.arange(i, min(i + batch_size, n)))
         u = b[model.state_field]
-        pred = roll(jnp.asarray(u), tuple(jnp.asarray(b[c]) for c in model.cond_fields))
+        pred = _roll(model, jnp.asarray(u), tuple(jnp.asarray(b[c]) for c in model.cond_fields),
+                     k, steps, mode, boundary)
         preds.append(np.asarray(pred))
         truths.append(u[:, k:k + steps])
     pred = np.concatenate(preds)
@@ -156,7 +163,7 @@ def rollout(run, data_path, *, steps: int | None = None,
                "rel_l2_final": float(rel[:, -1].mean()),
                "rel_l2_total": float(cumulative[:, -1].mean()), "files": files}
     pathlib.Path(files["json"]).write_text(json.dumps(summary, indent=1))
-    if truth.ndim == 4:  # 2-D fields: pictures
+    if truth.ndim == 4 and figures:  # 2-D fields: pictures
         name = model.state_field
         unit = str(ds.field_attrs.get(name, {}).get("units") or "1")
         _snapshots(truth[0], pred[0], files["snapshots"], name, unit)
@@ -195,3 +202,7 @@ def _animation(truth, pred, path, name: str = "u", unit: str = "1", max_frames: 
     animate_fields(_columns(truth, pred, name, unit),
                    frame_labels=[f"step {t + 1}" for t in range(truth.shape[0])],
                    title=f"Rollout of trajectory 0: {name}", path=path, max_frames=max_frames)
+
+
+grid_rollout = rollout
+"""`rollout` under its public name in `sciops.eval`."""

@@ -1,7 +1,7 @@
 """Rollout of a trained mesh simulator on users' trajectories (`sciops rollout`), scored by the
 MeshGraphNets protocol beside the persistence and linear-extrapolation baselines.
 
-For every trajectory of the input the model is scored twice (see `sciops.eval._mesh_metrics`):
+For every trajectory of the input the model is scored twice (see `sciops.models.meshformer._metrics`):
 teacher-forced one step ahead from EVERY frame of the truth, and autoregressively from frame
 `start` (its own predictions fed back) for `steps` steps. After each step the nodes that do
 not evolve (inflow, walls, obstacle: node types outside the run's `loss_node_types`) take the
@@ -16,7 +16,7 @@ input's field names, node types and units, opened by ParaView), ``<name>_rollout
 middle and last step; for all trajectories ``metrics.json`` (per field: ``one_step``,
 ``rollout1``, ``rollout50``, ``rollout_all`` and each ``_rel`` to the inflow speed, for the
 model, ``persistence`` and ``linear_extrapolation``), ``rmse_per_step.csv`` and
-``rmse_vs_step.png``.
+``rmse_vs_step.png``. ``figures=False`` leaves out the PNGs and the GIF.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ import shutil
 import tempfile
 from typing import Any
 
+import equinox as eqx
+import jax
 import numpy as np
 
-from .._errors import ConfigError, DataError
-from ..data import MeshField, write_xdmf
-from ..models.meshformer._family import mesh_columns
-from ._mesh_metrics import (
+from ..._errors import ConfigError, DataError
+from ...data import MeshField, write_xdmf
+from ._family import mesh_columns
+from ._metrics import (
     BASELINES,
     baseline_one_step,
     baseline_rollout,
@@ -49,11 +51,24 @@ __all__ = ["format_rollout_table", "mesh_rollout", "rollout"]
 METHODS = ("model", *BASELINES)
 
 
+# Compiled once per process for each model structure and chunk shape (not once per `rollout`
+# call): a module-level `filter_jit` keeps its cache across calls, so rolling several files or
+# runs of the same model pays the compilation once.
+@eqx.filter_jit
+def _advance(model, sample, x, bvals):
+    return model.rollout(sample, x, bvals)
+
+
+@eqx.filter_jit
+def _forced(model, sample, xs):
+    return jax.vmap(lambda x: model.step(sample, x))(xs)
+
+
 def _trajectories(data_path: pathlib.Path, fields=None, node_types=None
                   ) -> list[tuple[str, MeshField, dict[str, str]]]:
     """(name, trajectory, units) of every trajectory in `data_path` (any source
     `sciops.data.read_mesh_trajectories` reads, with its field mapping and node-type rule)."""
-    from ..data._mesh_import import read_mesh_trajectories
+    from ...data._mesh_import import read_mesh_trajectories
 
     if not any(c in str(data_path) for c in "*?[") and not data_path.exists():
         raise DataError(f"{data_path}: data file not found")
@@ -92,7 +107,7 @@ def _check(name: str, mesh: MeshField, model, path) -> None:
 
 def _sample(family, model_config, mesh: MeshField) -> dict[str, np.ndarray]:
     """One trajectory in the padded data-set layout (no padding needed), graph fields added."""
-    from ..data import Dataset
+    from ...data import Dataset
 
     n = mesh.n_nodes
     arrays: dict[str, Any] = {
@@ -119,7 +134,7 @@ def _label(field: str, c: int) -> str:
 def _view(mesh: MeshField):
     """`(xy, triangles, values -> drawn values)` of a 2-D triangle mesh or of a tetrahedral
     mesh's mid-plane section (`drawable_mesh`), or None (nothing to draw)."""
-    from ..data import drawable_mesh
+    from ...data import drawable_mesh
 
     cells = next(iter(mesh.cells.values()), None)
     view = None if cells is None or len(mesh.cells) != 1 else drawable_mesh(mesh.points, cells)
@@ -142,7 +157,7 @@ def _time(times, s, units) -> str:
 
 def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units, frames):
     """Truth / prediction / error PNGs of each field's magnitude at the given frames."""
-    from ..plot import plot_mesh_fields
+    from ...plot import plot_mesh_fields
 
     view = _view(mesh)
     if view is None:
@@ -168,7 +183,7 @@ def _snapshots(out_dir, name, mesh, truth, pred, times, fields, channels, units,
 def _animate(path, mesh, truth, pred, times, fields, channels, units, max_frames=60, fps=10):
     """A GIF of truth / prediction / error for every field's magnitude, `max_frames` frames
     evenly spaced over the rollout."""
-    from ..plot import animate_mesh_fields
+    from ...plot import animate_mesh_fields
 
     view = _view(mesh)
     if view is None:
@@ -235,7 +250,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
             mode: str = "autoregressive", boundary: str = "truth",
             out_dir: str | os.PathLike, inflow: float | None = None,
             animation: bool = True, progress: bool = True, chunk: int = 25,
-            fields: Any = None, node_types: Any = None) -> dict[str, Any]:
+            fields: Any = None, node_types: Any = None, figures: bool = True) -> dict[str, Any]:
     """Roll a trained mesh simulator out on every trajectory of `data_path` and score it.
 
     **Arguments:**
@@ -256,6 +271,9 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
     - `inflow`: the inflow speed $U$ for the relative errors (default: the mean speed of the
       INFLOW nodes at frame 0).
     - `animation`: write the GIF; `progress`: a progress bar; `chunk`: steps per compiled call.
+    - `figures`: write the snapshot PNGs, ``rmse_vs_step.png`` and the GIF (False: only the
+      predictions and metrics, e.g. for scoring many files in a batch job; drawing costs
+      seconds per trajectory).
     - `fields`: field mapping onto the run's field names (``{"velocity": "U"}`` or the CLI's
       ``["velocity=U"]``, see `sciops.data.parse_field_map`); `node_types`: where the node
       types come from (`sciops.data.parse_node_types`; default the file's ``node_type``).
@@ -267,8 +285,6 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
     **Raises:** `ConfigError` for a bad mode/boundary/steps/start; `DataError` when the file is
     missing or its mesh, fields or node types do not fit the run, or the rollout blows up.
     """
-    import equinox as eqx
-    import jax
     import jax.numpy as jnp
 
     if mode not in ("autoregressive", "teacher-forced"):
@@ -306,17 +322,9 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
         n_steps = steps if steps is not None else n_true - 1 - s0
         plans.append((name, mesh, units, s0, n_steps))
 
-    @eqx.filter_jit
-    def advance(model, sample, x, bvals):
-        return model.rollout(sample, x, bvals)
-
-    @eqx.filter_jit
-    def forced(model, sample, xs):
-        return jax.vmap(lambda x: model.step(sample, x))(xs)
-
     bar = None
     if progress:
-        from .._progress import progress as _progress
+        from ..._progress import progress as _progress
         bar = _progress(total=sum(p[1].n_times - 1 + p[4] for p in plans), desc="rollout",
                         unit="step")
     parent = out_dir.parent
@@ -327,8 +335,8 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
         for name, mesh, units, s0, n_steps in plans:
             res, per_step, written = _one(model, family, model_config, name, mesh, units, s0,
                                           n_steps, mode, boundary, inflow, fields, channels,
-                                          n_state, advance, forced, chunk, bar, work, animation,
-                                          jnp)
+                                          n_state, chunk, bar, work, animation and figures,
+                                          figures, jnp)
             results[name] = res
             rows += per_step
             files += written
@@ -341,7 +349,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
             w.writeheader()
             w.writerows(rows)
         files += [work / "metrics.json", work / "rmse_per_step.csv"]
-        if rows:
+        if rows and figures:
             files.append(_plot_error(work, rows, fields, units))
         # success: move everything into out_dir (created now, or an existing folder)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -360,7 +368,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
 
 
 def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boundary, inflow,
-         fields, channels, n_state, advance, forced, chunk, bar, work, animation, jnp):
+         fields, channels, n_state, chunk, bar, work, animation, figures, jnp):
     """Score and write one trajectory: returns (metrics, per-step rows, files)."""
     n_true = mesh.n_times
     sample = {k: jnp.asarray(v) for k, v in _sample(family, model_config, mesh).items()}
@@ -374,7 +382,7 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
     tf = []
     for a in range(0, n_true - 1, chunk):
         b = min(a + chunk, n_true - 1)
-        s, o = forced(model, sample, jnp.asarray(t32[a:b, :, :n_state]))
+        s, o = _forced(model, sample, jnp.asarray(t32[a:b, :, :n_state]))
         tf.append(np.concatenate([np.asarray(s), np.asarray(o)], -1))
         if bar is not None:
             bar.update(b - a)
@@ -387,7 +395,7 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
         idx = np.minimum(np.arange(s0 + a + 1, s0 + a + k + 1), n_true - 1)
         bvals = (t32[idx, :, :n_state] if boundary == "truth"
                  else np.broadcast_to(t32[s0, :, :n_state], (k, *x0.shape)))
-        s, o = advance(model, sample, x, jnp.asarray(bvals))
+        s, o = _advance(model, sample, x, jnp.asarray(bvals))
         x = s[-1]
         ar.append(np.concatenate([np.asarray(s), np.asarray(o)], -1))
         if bar is not None:
@@ -442,7 +450,9 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
     files: list[Any] = [write_xdmf(work / f"{name}_prediction.xdmf", pmesh, units=units)]
     files.append(work / f"{name}_prediction.h5")
     frames = sorted({1, max(1, (len(pred) - 1) // 2), len(pred) - 1})
-    files += _snapshots(work, name, mesh, shown, pred, ptimes, fields, channels, units, frames)
+    if figures:
+        files += _snapshots(work, name, mesh, shown, pred, ptimes, fields, channels, units,
+                            frames)
     if animation:
         gif = _animate(work / f"{name}_rollout.gif", mesh, shown, pred, ptimes, fields,
                        channels, units)
@@ -454,7 +464,7 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
 def _plot_error(out_dir: pathlib.Path, rows, fields, units=None) -> pathlib.Path:
     """RMSE against rollout step per field: the model (one line per trajectory) and the
     baselines' means."""
-    from ..plot import plot_curve_panels
+    from ...plot import plot_curve_panels
 
     names = sorted({r["trajectory"] for r in rows})
     steps = sorted({r["step"] for r in rows})
