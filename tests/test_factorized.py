@@ -40,14 +40,17 @@ def test_factorized_equals_reconstructed_float32(fmt, joint, getkey):
     direct = FactorizedSpectralWeight(fmt(0.2), 3, 8, 6, n_modes, **common)
     recon = FactorizedSpectralWeight(fmt(0.2), 3, 8, 6, n_modes, reconstruct=True, **common)
     x = _cx(getkey(), (8, *weight_mode_shape(n_modes)))
-    for layer in range(3):
-        a, b = direct.contract(x, layer), recon.contract(x, layer)
+
+    @eqx.filter_jit  # one compile per case instead of op-by-op dispatch of every contraction
+    def outputs(direct, recon, x):
+        return [(direct.contract(x, layer), recon.contract(x, layer),
+                 jnp.einsum("imn,iomn->omn", x, direct.dense(layer))) for layer in range(3)]
+
+    for a, b, by_dense in outputs(direct, recon, x):
         scale = float(jnp.max(jnp.abs(b)))
         assert float(jnp.max(jnp.abs(a - b))) <= 1e-5 * scale
         # ... and both equal the contraction with the reconstructed dense weight
-        w = direct.dense(layer)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(jnp.einsum("imn,iomn->omn", x, w)),
-                                   atol=1e-5 * scale)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(by_dense), atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -60,7 +63,7 @@ def test_factorized_equals_reconstructed_x64(fmt, getkey, x64):
 
     weight, recon = make(False), make(True)
     x = _cx(getkey(), (5, *weight_mode_shape((4, 6))), jnp.float64)
-    a, b = weight.contract(x, 1), recon.contract(x, 1)
+    a, b = eqx.filter_jit(lambda w, r, x: (w.contract(x, 1), r.contract(x, 1)))(weight, recon, x)
     assert float(jnp.max(jnp.abs(a - b))) <= 1e-13 * float(jnp.max(jnp.abs(b)))
 
 
@@ -74,35 +77,43 @@ def test_reconstructions_match_independent_formulas(getkey):
     np.testing.assert_allclose(np.asarray(cp.to_dense()), ref, rtol=1e-5, atol=1e-6)
 
     tk = TuckerTensor(shape, 2, std=1.0, key=getkey())
-    core, *u = [np.asarray(a) for a in tk.factors()]
+    tt = TTTensor(shape, 2, std=1.0, key=getkey())
+    # one compile for both formats' factors and reconstructions (not op-by-op dispatch)
+    (tk_factors, tk_dense), (tt_factors, tt_dense) = eqx.filter_jit(
+        lambda ts: [(t.factors(), t.to_dense()) for t in ts])((tk, tt))
+    core, *u = [np.asarray(a) for a in tk_factors]
     ref = core
     for k, uk in enumerate(u):  # mode-k products, one at a time
         ref = np.moveaxis(np.tensordot(uk, ref, axes=(1, k)), 0, k)
-    np.testing.assert_allclose(np.asarray(tk.to_dense()), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tk_dense), ref, rtol=1e-5, atol=1e-6)
 
-    tt = TTTensor(shape, 2, std=1.0, key=getkey())
-    g = [np.asarray(a) for a in tt.factors()]
+    g = [np.asarray(a) for a in tt_factors]
     ref = np.empty(shape, complex)
     for idx in np.ndindex(*shape):  # the defining matrix product, entry by entry
         m = np.eye(1)
         for k, i in enumerate(idx):
             m = m @ g[k][:, i, :]
         ref[idx] = m[0, 0]
-    np.testing.assert_allclose(np.asarray(tt.to_dense()), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tt_dense), ref, rtol=1e-5, atol=1e-6)
     del rng
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_joint_layer_slice_is_the_dense_slice(fmt, getkey):
     weight = FactorizedSpectralWeight(fmt(0.1), 4, 6, 6, (6, 6), key=getkey())
-    full = weight.tensor.to_dense()
+    x = _cx(getkey(), (6, *weight_mode_shape((6, 6))))
+
+    @eqx.filter_jit  # one compile: the Python-int slices and the traced one in one program
+    def slices(w, x, i):
+        return (w.tensor.to_dense(), [w.dense(layer) for layer in range(4)], w.contract(x, i),
+                w.contract(x, 2))
+
+    full, layers, traced, static = slices(weight, x, jnp.int32(2))
     for layer in range(4):
-        np.testing.assert_allclose(np.asarray(weight.dense(layer)), np.asarray(full[layer]),
+        np.testing.assert_allclose(np.asarray(layers[layer]), np.asarray(full[layer]),
                                    rtol=1e-5, atol=1e-6)
     # A traced layer index (as inside lax.scan) picks the same slice.
-    x = _cx(getkey(), (6, *weight_mode_shape((6, 6))))
-    traced = eqx.filter_jit(lambda w, x, i: w.contract(x, i))(weight, x, jnp.int32(2))
-    np.testing.assert_allclose(np.asarray(traced), np.asarray(weight.contract(x, 2)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(traced), np.asarray(static), atol=1e-5)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -111,12 +122,17 @@ def test_joint_layer_slice_is_the_dense_slice(fmt, getkey):
 def test_initial_scale_matches_dense(fmt, joint, rank, getkey):
     n_layers, c, n_modes = 4, 16, (12, 12)
     dense = DenseSpectralWeight(n_layers, c, c, n_modes, key=getkey())
-    dense_std = float(jnp.sqrt(jnp.mean(dense.real**2 + dense.imag**2)))
-    np.testing.assert_allclose(dense_std, math.sqrt(2.0 / (2 * c)), rtol=0.02)
     weight = FactorizedSpectralWeight(fmt(rank), n_layers, c, c, n_modes, joint=joint,
                                       key=getkey())
-    w = jnp.stack([weight.dense(layer) for layer in range(n_layers)])
-    std = float(jnp.sqrt(jnp.mean(jnp.abs(w) ** 2)))
+
+    @eqx.filter_jit  # one compile per case instead of op-by-op dispatch of the reconstructions
+    def stds(dense, weight):
+        w = jnp.stack([weight.dense(layer) for layer in range(n_layers)])
+        return (jnp.sqrt(jnp.mean(dense.real**2 + dense.imag**2)),
+                jnp.sqrt(jnp.mean(jnp.abs(w) ** 2)))
+
+    dense_std, std = (float(s) for s in stds(dense, weight))
+    np.testing.assert_allclose(dense_std, math.sqrt(2.0 / (2 * c)), rtol=0.02)
     assert abs(std / dense_std - 1.0) < 0.1, (std, dense_std)
 
 
@@ -229,30 +245,38 @@ def test_fno_blocks_pieces(getkey):
     )
 
     v = jax.random.normal(getkey(), (8, 12, 12)) * 3.0 + 1.0
-    # soft gating starts as the identity; identity is the identity
-    np.testing.assert_array_equal(np.asarray(SoftGating(8)(v)), np.asarray(v))
-    np.testing.assert_array_equal(np.asarray(IdentitySkip()(v)), np.asarray(v))
-    # a linear skip is pointwise: it commutes with any permutation of the grid points
     skip = LinearSkip(8, key=getkey())
     perm = jax.random.permutation(getkey(), 144)
-    flat = v.reshape(8, -1)
-    np.testing.assert_allclose(np.asarray(skip(flat[:, perm])), np.asarray(skip(flat)[:, perm]),
-                               rtol=1e-6, atol=1e-6)
-    # instance norm: zero mean, unit variance per channel; group norm per group of channels
-    out = InstanceNorm(8)(v)
-    np.testing.assert_allclose(np.asarray(out.mean(axis=(1, 2))), 0.0, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(out.var(axis=(1, 2))), 1.0, rtol=1e-3)
-    out = GroupNorm(2, 8)(v)
-    np.testing.assert_allclose(np.asarray(out.reshape(2, -1).var(axis=1)), 1.0, rtol=1e-3)
-    # a block without MLP or norm and a linear skip is sigma(K v + W v + b)
     blocks = FNOBlocks(2, 8, LinearSkip, key=getkey())
     spec = jax.random.normal(getkey(), v.shape)
-    expect = jax.nn.gelu(spec + blocks.skips[0](v) + blocks.bias[0][:, None, None])
-    np.testing.assert_allclose(np.asarray(blocks(v, spec, 0, last=False)), np.asarray(expect),
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(blocks(v, spec, 1, last=True)),
-                               np.asarray(spec + blocks.skips[1](v) + blocks.bias[1][:, None, None]),
-                               rtol=1e-6, atol=1e-6)
+
+    @eqx.filter_jit  # every piece in one compiled program instead of op-by-op dispatch
+    def pieces(v, skip, perm, blocks, spec):
+        flat = v.reshape(8, -1)
+        inst, group = InstanceNorm(8)(v), GroupNorm(2, 8)(v)
+        return dict(
+            gated=SoftGating(8)(v), identity=IdentitySkip()(v),
+            skip_perm=skip(flat[:, perm]), perm_skip=skip(flat)[:, perm],
+            inst_mean=inst.mean(axis=(1, 2)), inst_var=inst.var(axis=(1, 2)),
+            group_var=group.reshape(2, -1).var(axis=1),
+            block0=blocks(v, spec, 0, last=False),
+            expect0=jax.nn.gelu(spec + blocks.skips[0](v) + blocks.bias[0][:, None, None]),
+            block1=blocks(v, spec, 1, last=True),
+            expect1=spec + blocks.skips[1](v) + blocks.bias[1][:, None, None])
+
+    out = {k: np.asarray(a) for k, a in pieces(v, skip, perm, blocks, spec).items()}
+    # soft gating starts as the identity; identity is the identity
+    np.testing.assert_array_equal(out["gated"], np.asarray(v))
+    np.testing.assert_array_equal(out["identity"], np.asarray(v))
+    # a linear skip is pointwise: it commutes with any permutation of the grid points
+    np.testing.assert_allclose(out["skip_perm"], out["perm_skip"], rtol=1e-6, atol=1e-6)
+    # instance norm: zero mean, unit variance per channel; group norm per group of channels
+    np.testing.assert_allclose(out["inst_mean"], 0.0, atol=1e-5)
+    np.testing.assert_allclose(out["inst_var"], 1.0, rtol=1e-3)
+    np.testing.assert_allclose(out["group_var"], 1.0, rtol=1e-3)
+    # a block without MLP or norm and a linear skip is sigma(K v + W v + b)
+    np.testing.assert_allclose(out["block0"], out["expect0"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["block1"], out["expect1"], rtol=1e-6, atol=1e-6)
 
 
 def test_fno_with_blocks_is_resolution_consistent(getkey):
@@ -273,8 +297,11 @@ def test_fno_with_blocks_is_resolution_consistent(getkey):
     assert err < 0.05, err
 
 
-@pytest.mark.parametrize("norm", ["instance", "group"])
-@pytest.mark.parametrize("implementation", ["factorized", "reconstructed"])
+# Each norm and each implementation once (the norm acts on the skip/MLP side, the implementation
+# on the spectral side of the same block: a compiled FNO per pair, ~3 s each, so two pairs, not
+# all four).
+@pytest.mark.parametrize("norm, implementation", [("instance", "factorized"),
+                                                  ("group", "reconstructed")])
 def test_batched_blocks_and_weights_equal_the_fft_path(norm, implementation, getkey):
     """The batched layout (`FNO.batch`: skips, channel MLPs and norms on `(*spatial, batch, C)`,
     the weights' `contract_batched`) computes what the per-field FFT path computes."""

@@ -1,6 +1,8 @@
 """The baseline FNO: spectral convolution against a direct DFT, the Nyquist check, resolution
 consistency, losses against hand-computed values, and training on real Darcy data."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -71,21 +73,27 @@ def test_truncated_dft_equals_fft_with_kept_modes(x64, getkey, spatial, n_modes)
     b, c = 3, 2
     axes = tuple(range(1, 1 + len(spatial)))
     v = jax.random.normal(getkey(), (*spatial, b, c), jnp.float64)
-    z = truncated_dft(v, n_modes)
-    fields = jnp.moveaxis(v.reshape(*spatial, b * c), -1, 0)                 # (b c, *spatial)
-    ref = gather_modes(jnp.fft.rfftn(fields, axes=axes), n_modes)           # (b c, *modes)
-    ref = jnp.moveaxis(ref.reshape(b * c, -1), 0, -1).reshape(-1, b, c)
+    y = jax.random.normal(getkey(), (2, math.prod(weight_mode_shape(n_modes)), b, c),
+                          jnp.float64)
+
+    @jax.jit  # both transforms and both references in one program, not op by op
+    def transforms(v, y):
+        z = truncated_dft(v, n_modes)
+        fields = jnp.moveaxis(v.reshape(*spatial, b * c), -1, 0)             # (b c, *spatial)
+        ref = gather_modes(jnp.fft.rfftn(fields, axes=axes), n_modes)       # (b c, *modes)
+        ref = jnp.moveaxis(ref.reshape(b * c, -1), 0, -1).reshape(-1, b, c)
+        coeffs = jnp.moveaxis(jax.lax.complex(y[0], y[1]).reshape(-1, b * c), -1, 0)
+        coeffs = coeffs.reshape(b * c, *weight_mode_shape(n_modes))
+        freq = (*spatial[:-1], spatial[-1] // 2 + 1)
+        ref_out = jnp.fft.irfftn(scatter_modes(coeffs, n_modes, freq), s=spatial, axes=axes)
+        ref_out = jnp.moveaxis(ref_out, 0, -1).reshape(*spatial, b, c)
+        return z, ref, inverse_truncated_dft(y, spatial, n_modes), ref_out
+
+    z, ref, out, ref_out = transforms(v, y)
+    assert z.shape == y.shape
     scale = float(jnp.abs(ref).max())
     np.testing.assert_allclose(np.asarray(z[0]), np.asarray(ref.real), atol=1e-12 * scale)
     np.testing.assert_allclose(np.asarray(z[1]), np.asarray(ref.imag), atol=1e-12 * scale)
-
-    y = jax.random.normal(getkey(), z.shape, jnp.float64)
-    coeffs = jnp.moveaxis(jax.lax.complex(y[0], y[1]).reshape(-1, b * c), -1, 0)
-    coeffs = coeffs.reshape(b * c, *weight_mode_shape(n_modes))
-    freq = (*spatial[:-1], spatial[-1] // 2 + 1)
-    ref_out = jnp.fft.irfftn(scatter_modes(coeffs, n_modes, freq), s=spatial, axes=axes)
-    ref_out = jnp.moveaxis(ref_out, 0, -1).reshape(*spatial, b, c)
-    out = inverse_truncated_dft(y, spatial, n_modes)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref_out),
                                atol=1e-12 * float(jnp.abs(ref_out).max()))
 
@@ -93,8 +101,9 @@ def test_truncated_dft_equals_fft_with_kept_modes(x64, getkey, spatial, n_modes)
 def test_batched_spectral_conv_equals_fft_path_per_field(x64, getkey):
     w = DenseSpectralWeight(2, 3, 4, (6, 5), dtype=jnp.float64, key=getkey())
     x = jax.random.normal(getkey(), (5, 3, 12, 10), jnp.float64)             # (batch, c, y, x)
-    ref = jax.vmap(lambda f: spectral_conv(f, w, 1))(x)
-    out = spectral_conv_batched(jnp.moveaxis(x, (0, 1), (2, 3)), w, 1)       # (y, x, batch, c)
+    ref, out = eqx.filter_jit(lambda x, w: (                                # not op by op
+        jax.vmap(lambda f: spectral_conv(f, w, 1))(x),
+        spectral_conv_batched(jnp.moveaxis(x, (0, 1), (2, 3)), w, 1)))(x, w)  # (y, x, batch, c)
     np.testing.assert_allclose(np.asarray(jnp.moveaxis(out, (2, 3), (0, 1))), np.asarray(ref),
                                atol=1e-12 * float(jnp.abs(ref).max()))
 
@@ -142,8 +151,9 @@ def test_spectral_conv_is_exactly_resolution_consistent(getkey):
     resolves its modes: the 32^2 output restricted to the 16^2 nodes equals the 16^2 output."""
     w = DenseSpectralWeight(1, 1, 3, (8, 8), key=getkey())
     key = getkey()
-    coarse = spectral_conv(_band_limited(16, key), w, 0)
-    fine = spectral_conv(_band_limited(32, key), w, 0)
+    # jitted (one program per grid, not op by op); the grid size is static
+    conv = eqx.filter_jit(lambda n, key, w: spectral_conv(_band_limited(n, key), w, 0))
+    coarse, fine = conv(16, key, w), conv(32, key, w)
     np.testing.assert_allclose(fine[:, ::2, ::2], coarse, rtol=0, atol=1e-5 * jnp.abs(fine).max())
 
 
@@ -156,8 +166,8 @@ def test_fno_is_resolution_consistent(getkey):
     net = FNO(1, 1, (8, 8), 16, 4, 32, 32, positional_embedding=False, padding=0.0,
               key=getkey())
     key = getkey()
-    apply = eqx.filter_jit(lambda net, x: net(x))
-    out = {n: apply(net, _band_limited(n, key)) for n in (16, 32, 64)}
+    apply = eqx.filter_jit(lambda net, n, key: net(_band_limited(n, key)))  # n static
+    out = {n: apply(net, n, key) for n in (16, 32, 64)}
 
     def rel(n):
         ref = out[64][:, :: 64 // n, :: 64 // n]
@@ -198,8 +208,10 @@ def darcy16(tmp_path_factory):
 
 
 def test_training_on_darcy_decreases_the_loss(darcy16, getkey):
-    config = FNOConfig(n_modes=(8, 8), hidden_channels=16, lifting_channels=32,
-                       projection_channels=32, padding=0.125, loss="h1")
+    # Half the widths of the first version (16/32): the step's compile is most of the time.
+    # Measured after 40 steps: loss ratio 0.32 (0.21 at the old widths), held-out l2 0.27.
+    config = FNOConfig(n_modes=(8, 8), hidden_channels=8, lifting_channels=16,
+                       projection_channels=16, padding=0.125, loss="h1")
     train = darcy16.subset(slice(0, 32))
     model = FAMILY.build(config, train, key=getkey())
     params, static = eqx.partition(model, eqx.is_inexact_array)

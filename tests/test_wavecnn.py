@@ -27,6 +27,11 @@ def wave_data(tmp_path_factory):
     return read_hdf5(path, lazy=False)
 
 
+# One simulator step in one compiled program (op by op, every convolution and normalisation of
+# the step is dispatched and compiled separately).
+_step = eqx.filter_jit(lambda model, frames, c: model.step(frames, c))
+
+
 def _small(**kw):
     base = {"width": 8, "depth": 2, "kernel_size": 3, "rank": 2}
     base.update(kw)
@@ -70,7 +75,7 @@ def test_zero_network_is_the_leapfrog_extrapolation(wave_data, getkey):
     model = family("wavecnn").build(_small(), wave_data, key=getkey())
     model = eqx.tree_at(lambda m: m.project.weight, model, jnp.zeros_like(model.project.weight))
     u, c = wave_data.load()["u"][0], wave_data.load()["c"][0]
-    np.testing.assert_allclose(model.step(jnp.asarray(u[3:5]), jnp.asarray(c)),
+    np.testing.assert_allclose(_step(model, jnp.asarray(u[3:5]), jnp.asarray(c)),
                                2 * u[4] - u[3], atol=1e-7)
 
 
@@ -80,12 +85,12 @@ def test_rollout_is_repeated_steps_and_teacher_forcing_is_one_step(wave_data, ge
     out = rollout(model, u[:3], c, 5)
     window = u[:3]
     for t in range(5):
-        nxt = model.step(window, c)
+        nxt = _step(model, window, c)
         np.testing.assert_allclose(out[t], nxt, rtol=1e-5, atol=1e-6)
         window = jnp.concatenate([window[1:], nxt[None]])
     forced = rollout(model, u[:3], c, 5, truth=u[3:8])
     for t in range(5):
-        np.testing.assert_allclose(forced[t], model.step(u[t:t + 3], c), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(forced[t], _step(model, u[t:t + 3], c), rtol=1e-5, atol=1e-6)
 
 
 def test_compressed_simulator_equals_dense_one_with_its_kernels(wave_data, getkey):
@@ -99,7 +104,7 @@ def test_compressed_simulator_equals_dense_one_with_its_kernels(wave_data, getke
     dense = eqx.tree_at(lambda m: (m.lift, m.project, m.blocks.weight, m.blocks.bias), dense,
                         (cp.lift, cp.project, kernels, cp.blocks.bias))
     u, c = jnp.asarray(wave_data.load()["u"][2]), jnp.asarray(wave_data.load()["c"][2])
-    np.testing.assert_allclose(cp.step(u[:2], c), dense.step(u[:2], c), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_step(cp, u[:2], c), _step(dense, u[:2], c), rtol=1e-5, atol=1e-6)
 
 
 def test_conv_parameter_and_flop_counts(wave_data, getkey):
@@ -121,10 +126,12 @@ def test_loss_with_one_window_equals_the_direct_error(wave_data, getkey):
     model = fam.build(cfg, wave_data, key=getkey())
     b = wave_data.take(np.arange(4))
     batch = {"u": jnp.asarray(b["u"][:, 5:8]), "c": jnp.asarray(b["c"])}
-    pred = jax.vmap(model.step)(batch["u"][:, :2], batch["c"])
+    pred = eqx.filter_jit(lambda m, u, c: jax.vmap(m.step)(u, c))(model, batch["u"][:, :2],
+                                                                  batch["c"])
     expected = jnp.mean(((pred - batch["u"][:, 2]) / model.a_scale) ** 2)
+    loss = eqx.filter_jit(lambda model, batch, key: fam.loss(cfg, model, batch, key=key))
     for _ in range(2):
-        value, aux = fam.loss(cfg, model, batch, key=getkey())
+        value, aux = loss(model, batch, getkey())
         np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
