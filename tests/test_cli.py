@@ -53,7 +53,8 @@ def test_fit_then_evaluate(small, capsys):
     records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["split"] == "train"]
     assert losses[-1] < losses[0]
-    assert main(["evaluate", str(run), "--json"]) == 0
+    # (the figure of the test split is fit's, checked above: evaluate draws only the new one)
+    assert main(["evaluate", str(run), "--json", "--no-plots"]) == 0
     result = json.loads(capsys.readouterr().out)
     final = json.loads((run / "final_metrics.json").read_text())
     assert result["test"]["l2"] == pytest.approx(final["test"]["l2"], rel=1e-6)
@@ -63,7 +64,7 @@ def test_fit_then_evaluate(small, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(d / "fine.h5"), "--json"]) == 0
     fine = json.loads(capsys.readouterr().out)["fine"]
-    assert 0 < fine["l2"] < 1
+    assert 0 < fine["l2"] < 1 and (run / "prediction_fine.png").is_file()
     # a corrupt evaluation file: one clear line naming it, exit 2 (here, where the run exists)
     (d / "corrupt.h5").write_bytes(b"not an hdf5 file at all")
     proc = _run("evaluate", str(run), "--data", str(d / "corrupt.h5"))
