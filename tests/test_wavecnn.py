@@ -135,7 +135,10 @@ def test_loss_with_one_window_equals_the_direct_error(wave_data, getkey):
         np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("conv", ["full", "cp"])
+# Each case is one training step's compile (~3 s of ~4.5 s) and 150 steps. The dense case is
+# slow: the default run trains the compressed (CP) simulator, and the dense convolution's
+# forward is checked exactly against it (test_compressed_simulator_equals_dense_one_...).
+@pytest.mark.parametrize("conv", [pytest.param("full", marks=pytest.mark.slow), "cp"])
 def test_short_training_beats_the_extrapolation_baseline(conv, wave_data, getkey):
     """150 Adam steps (with pushforward and noise switched on) cut the one-step error of the
     initial model, which is close to the leapfrog extrapolation, by more than half on held-out
