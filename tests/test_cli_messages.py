@@ -184,7 +184,8 @@ def tiny_run(tmp_path_factory):
     old = sys.stdout
     sys.stdout = io.StringIO()  # what fit printed by the end of its first step
     try:
-        fit(config_from_dict(_raw(d, progress=False)), out=d / "run", callbacks=[FirstStep()])
+        fit(config_from_dict(_raw(d, progress=False, plots=False)), out=d / "run",
+            callbacks=[FirstStep()])
     finally:
         sys.stdout = old
     return d, seen["out"]

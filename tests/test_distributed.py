@@ -25,7 +25,8 @@ CONFIG = {
     "model": {"family": "fno", "n_modes": [4, 4], "hidden_channels": 8, "n_layers": 2,
               "lifting_channels": 8, "projection_channels": 8},
     "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 2,
-              "checkpoint_every": 3, "progress": False, "optimizer": {"lr": 0.01}},
+              "checkpoint_every": 3, "progress": False, "plots": False,
+              "optimizer": {"lr": 0.01}},
 }
 
 

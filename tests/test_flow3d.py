@@ -286,7 +286,7 @@ def test_models_step_and_roll_out_on_tetrahedra(tets, family, tmp_path):
     # the figures (a mid-plane section, the GIF) do not depend on the model: drawn and checked
     # with MeshGraphNet only (matplotlib is most of a rollout's time here)
     figures = family == "meshgraphnet"
-    res = rollout(run, root / "traj.xdmf", out_dir=tmp_path, progress=False, figures=figures)
+    res = rollout(run, root / "traj.xdmf", out_dir=tmp_path, progress=False, plots=figures)
     m = json.loads((tmp_path / "metrics.json").read_text())["trajectories"]["traj"]
     assert set(m) >= {"model", "persistence", "linear_extrapolation"}
     pred = read_xdmf(tmp_path / "traj_prediction.xdmf")

@@ -162,8 +162,10 @@ def test_fno_is_resolution_consistent(getkey):
     same band-limited input at 16^2, 32^2 and 64^2 agrees at the shared nodes. The agreement
     is not exact: GELU creates frequencies above the grid's Nyquist limit that alias onto the
     kept modes, an error that falls quickly as the grid is refined. Measured relative
-    discrepancies vs 64^2: 8.3e-3 at 16^2, 7.4e-4 at 32^2 (bounds below with ~2x margin)."""
-    net = FNO(1, 1, (8, 8), 16, 4, 32, 32, positional_embedding=False, padding=0.0,
+    discrepancies vs 64^2: 9.5e-3 at 16^2, 7.4e-4 at 32^2 (bounds below with 1.6x and 2x
+    margin; a net of width 8, 2 layers: its three compiles are the test's time; at width 16,
+    4 layers, 32 lifting/projection channels it was 8.3e-3 and 7.4e-4)."""
+    net = FNO(1, 1, (8, 8), 8, 2, 16, 16, positional_embedding=False, padding=0.0,
               key=getkey())
     key = getkey()
     apply = eqx.filter_jit(lambda net, n, key: net(_band_limited(n, key)))  # n static

@@ -46,7 +46,7 @@ def _run(tmp_path, power):
 def test_linear_in_time_is_rolled_out_exactly(tmp_path):
     run, path, _ = _run(tmp_path, 1)
     out = rollout(run, path, out_dir=tmp_path / "lin", boundary="model", progress=False,
-                  figures=False)
+                  plots=False)
     assert out["steps"] == T - 2
     assert max(out["rel_l2"]) < 1e-6
 
@@ -59,10 +59,10 @@ def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     run, path, f = _run(tmp_path, 2)
     t = np.arange(2, T, dtype=np.float64)
     forced = rollout(run, path, mode="teacher_forced", boundary="model",
-                     out_dir=tmp_path / "tf", progress=False, figures=False)
+                     out_dir=tmp_path / "tf", progress=False, plots=False)
     np.testing.assert_allclose(forced["rel_l2"], 2 / t**2, rtol=1e-5)
     free = rollout(run, path, boundary=boundary, out_dir=tmp_path / boundary, progress=False,
-                   figures=False)
+                   plots=False)
     inner = np.linalg.norm(f[1:-1, 1:-1]) / np.linalg.norm(f)
     expected = (t**2 - t) / t**2 * (inner if boundary == "truth" else 1.0)
     np.testing.assert_allclose(free["rel_l2"], expected, rtol=1e-5)
@@ -70,7 +70,7 @@ def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     if boundary == "truth":
         # Held at the last input frame (t = 1, values f) the ring is off by (t^2 - 1) f there.
         hold = rollout(run, path, boundary="hold", mode="teacher-forced",
-                       out_dir=tmp_path / "hold", progress=False, figures=False)
+                       out_dir=tmp_path / "hold", progress=False, plots=False)
         ring = np.sqrt(np.linalg.norm(f) ** 2 - np.linalg.norm(f[1:-1, 1:-1]) ** 2)
         err = np.sqrt((2 * inner * np.linalg.norm(f)) ** 2 + ((t**2 - 1) * ring) ** 2)
         np.testing.assert_allclose(hold["rel_l2"], err / (t**2 * np.linalg.norm(f)), rtol=1e-5)
@@ -86,9 +86,9 @@ def test_no_animation_writes_no_gif(tmp_path):
                        animation=False)
     assert not (tmp_path / "hook" / "rollout.gif").exists()
     assert (tmp_path / "hook" / "snapshots.png").is_file()
-    # ... and `--no-figures`: the frames and errors only
+    # ... and `--no-plots`: the frames and errors only
     out = run.family.rollout(run, path, steps=3, out_dir=tmp_path / "bare", progress=False,
-                             figures=False)
+                             plots=False)
     assert sorted(out["files"]) == ["csv", "frames", "json"]
     assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == [
         "errors.csv", "errors.json", "rollout.h5"]

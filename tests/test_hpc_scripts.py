@@ -57,7 +57,8 @@ def test_any_launcher_two_processes(tmp_path):
                  "n_test": 8},
         "model": {"family": "fno", "n_modes": [4, 4], "hidden_channels": 4, "n_layers": 1,
                   "lifting_channels": 8, "projection_channels": 8},
-        "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 2},
+        "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 2,
+                  "plots": False},
     }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "bin").mkdir()

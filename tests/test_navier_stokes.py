@@ -143,7 +143,7 @@ def test_fno_paper_preset_config_fits(tmp_path):
         "model.n_modes=[4,4]", "model.hidden_channels=4", "model.lifting_channels=4",
         "model.projection_channels=4", "train.steps=2", "train.batch_size=2",
         "train.eval_batch_size=2", "train.eval_every=0", "train.checkpoint_every=0",
-        "train.optimizer.warmup_steps=0", "train.mesh={data: 1}"])
+        "train.optimizer.warmup_steps=0", "train.mesh={data: 1}", "train.plots=false"])
     gen = config.data.generate
     assert (gen["viscosity"], gen["t_start"], gen["input_steps"]) == (1e-3, 1.0, 2)
     result = fit(config, out=tmp_path / "run")

@@ -105,7 +105,7 @@ def _raw(tmp_path, **data):
             "data": {"path": str(path), "n_test": 8, **data},
             "model": {"family": "toy", "width": 8},
             "train": {"steps": 12, "batch_size": 8, "eval_batch_size": 8, "log_every": 4,
-                      "progress": False, "mesh": {"data": 1},
+                      "progress": False, "plots": False, "mesh": {"data": 1},
                       "optimizer": {"lr": 3e-2, "warmup_steps": 2}}}
 
 

@@ -240,7 +240,7 @@ def test_fit_darcy_config_on_an_fno_paper_mat_file(tmp_path, capsys):
             "model.n_modes=[4,4]", "model.hidden_channels=8", "model.lifting_channels=8",
             "model.projection_channels=8", "model.n_layers=2", "train.steps=4",
             "train.batch_size=4", "train.eval_batch_size=4", "train.eval_every=0",
-            "train.checkpoint_every=0", "train.optimizer.warmup_steps=0", "--no-progress",
+            "train.checkpoint_every=0", "train.optimizer.warmup_steps=0", "train.plots=false", "--no-progress",
             "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out

@@ -86,7 +86,7 @@ CONFIG = {
     "model": {"family": "toy", "width": 8},
     "train": {"steps": 6, "batch_size": 8, "eval_batch_size": 8, "log_every": 1,
               "checkpoint_every": 2, "keep_checkpoints": 3, "progress": False,
-              "mesh": {"data": 1}, "optimizer": {"lr": 0.01, "warmup_steps": 0}},
+              "plots": False, "mesh": {"data": 1}, "optimizer": {"lr": 0.01, "warmup_steps": 0}},
 }
 
 

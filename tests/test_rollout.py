@@ -91,11 +91,11 @@ def test_rollout_files_and_metrics(setup, tmp_path):
 
 def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
     root, path, run = setup
-    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, figures=False)
+    ar = rollout(run, path, out_dir=tmp_path / "ar", progress=False, plots=False)
     tf = rollout(run, path, mode="teacher-forced", start=0, out_dir=tmp_path / "tf",
-                 progress=False, figures=False)
+                 progress=False, plots=False)
     assert set(ar["trajectories"]) == {"traj_000", "traj_001"}
-    # figures=False: predictions and metrics, no PNG or GIF (and none listed)
+    # plots=False: predictions and metrics, no PNG or GIF (and none listed)
     written = sorted(p.name for p in (tmp_path / "ar").iterdir())
     assert written == ["metrics.json", "rmse_per_step.csv", "traj_000_prediction.h5",
                        "traj_000_prediction.xdmf", "traj_001_prediction.h5",
@@ -116,7 +116,7 @@ def test_teacher_forcing_hold_and_long_horizon(setup, tmp_path):
                                ["one_step"], np.sqrt(np.mean((c_p[1:] - c_t[1:]) ** 2)),
                                rtol=1e-5)
     hold = rollout(run, path, boundary="hold", steps=15, out_dir=tmp_path / "hold",
-                   progress=False, figures=False)
+                   progress=False, plots=False)
     pred = read_xdmf(tmp_path / "hold" / "traj_001_prediction.xdmf")
     c = np.asarray(pred.fields["concentration"])
     assert c.shape[0] == 16  # beyond the 9 true frames
@@ -143,7 +143,7 @@ def test_baselines_analytic_through_rollout(setup, tmp_path):
                                                 {"concentration": c}, np.asarray(m.node_type),
                                                 times))
     res = rollout(run, tmp_path / "lin.xdmf", out_dir=tmp_path / "o", progress=False,
-                  figures=False, inflow=2.0)
+                  plots=False, inflow=2.0)
     r = res["trajectories"]["lin"]
     ev = np.asarray(m.node_type) == NodeType.NORMAL
     a = 0.5 * 0.1 * np.sqrt(np.mean(ev * (1 + x) ** 2))
@@ -207,7 +207,7 @@ def test_failed_rollout_leaves_no_folder(setup, tmp_path):
                       np.full_like(np.asarray(run.model.delta_norm.std), np.nan))
     bad_run = types.SimpleNamespace(config=run.config, model=bad, family=run.family)
     with pytest.raises(DataError, match="NaN/Inf at step 1"):
-        rollout(bad_run, path, out_dir=tmp_path / "out", progress=False, figures=False)
+        rollout(bad_run, path, out_dir=tmp_path / "out", progress=False, plots=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -248,8 +248,8 @@ def test_rollout_on_a_users_vtu_series_with_mapping(setup, tmp_path):
         write_vtu(series / f"c_{k}.vtu", MeshField(np.asarray(truth.points),
                                                    {t: np.asarray(v) for t, v in truth.cells.items()},
                                                    {"c": c[k:k + 1]}))
-    ref = rollout(run, xdmf, out_dir=tmp_path / "ref", progress=False, figures=False)
-    got = rollout(run, series, out_dir=tmp_path / "mine", progress=False, figures=False,
+    ref = rollout(run, xdmf, out_dir=tmp_path / "ref", progress=False, plots=False)
+    got = rollout(run, series, out_dir=tmp_path / "mine", progress=False, plots=False,
                   fields=["concentration=c"], node_types="boundary:walls=xmin+xmax+ymin+ymax")
     (r,), (g,) = ref["trajectories"].values(), got["trajectories"].values()
     for method in ("model", "persistence", "linear_extrapolation"):
@@ -274,7 +274,7 @@ def test_rollout_cli_field_and_node_type_options(setup, tmp_path, capsys):
 
 
 def test_rollout_cli_passes_its_switches_to_the_family(tmp_path, monkeypatch, capsys):
-    """`--no-figures`, `--no-animation`, `--no-progress` reach the family's rollout hook."""
+    """`--no-plots`, `--no-animation`, `--no-progress` reach the family's rollout hook."""
     import sciops.train
     from sciops.cli._main import main
 
@@ -288,6 +288,6 @@ def test_rollout_cli_passes_its_switches_to_the_family(tmp_path, monkeypatch, ca
     monkeypatch.setattr(sciops.train, "load_run", lambda path: fake)
     args = ["rollout", str(tmp_path), "--data", "d.h5", "--out", str(tmp_path / "o")]
     assert main(args) == 0
-    assert seen["figures"] and seen["animation"] and seen["progress"]
-    assert main([*args, "--no-figures", "--no-animation", "--no-progress"]) == 0
-    assert not (seen["figures"] or seen["animation"] or seen["progress"])
+    assert seen["plots"] and seen["animation"] and seen["progress"]
+    assert main([*args, "--no-plots", "--no-animation", "--no-progress"]) == 0
+    assert not (seen["plots"] or seen["animation"] or seen["progress"])

@@ -59,7 +59,7 @@ def _raw(tmp_path, data=None, **train):
         "data": {"path": str(data or _data(tmp_path / "toy.h5")), "n_test": 16},
         "model": {"family": "toy", "width": 8},
         "train": {"steps": 24, "batch_size": 8, "eval_batch_size": 8, "log_every": 4,
-                  "progress": False, "mesh": {"data": 1},
+                  "progress": False, "plots": False, "mesh": {"data": 1},
                   "optimizer": {"lr": 3e-2, "warmup_steps": 4}, **train},
     }
 

@@ -48,8 +48,9 @@ def _raw(tmp_path, **train):
         "seed": 3,
         "data": {"path": str(_data(tmp_path / "toy.h5")), "n_test": 16},
         "model": {"family": "toy", "width": 8},
+        # no figures (seconds of matplotlib per fit) except where a test looks at them
         "train": {"steps": 24, "batch_size": 8, "eval_batch_size": 8, "log_every": 4,
-                  "progress": False, "mesh": {"data": 1},
+                  "progress": False, "plots": False, "mesh": {"data": 1},
                   "optimizer": {"lr": 3e-2, "warmup_steps": 4}, **train},
     }
 
@@ -67,7 +68,7 @@ def straight(tmp_path_factory):
         mp.syspath_prepend(str(HERE))
         import _toy_family  # noqa: F401  (registers "toy")
 
-        return fit(config_from_dict(_raw(tmp, **STRAIGHT)), out=tmp / "run")
+        return fit(config_from_dict(_raw(tmp, **STRAIGHT, plots=True)), out=tmp / "run")
 
 
 def test_fit_learns_and_writes_run_folder(straight):
@@ -90,6 +91,8 @@ def test_same_seed_same_metrics_and_frozen_leaves_stay(tmp_path, straight):
     a = straight
     b = fit(config_from_dict(_raw(tmp_path, **STRAIGHT)), out=tmp_path / "b")
     assert a.metrics == b.metrics
+    # `train.plots=false` (b) draws nothing and changes no number
+    assert (a.run_dir / "loss_curve.png").is_file() and not list(b.run_dir.glob("*.png"))
     # The frozen normaliser is untouched by AdamW's weight decay.
     x = np.asarray(a.model.norm.mean)
     from sciops.data import read_hdf5

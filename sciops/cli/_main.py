@@ -315,7 +315,7 @@ def _cmd_rollout(args) -> int:
     summary = run.family.rollout(run, args.data, steps=args.steps, start=args.start,
                                  mode=args.mode, boundary=args.boundary, out_dir=args.out,
                                  inflow=args.inflow_speed, animation=not args.no_animation,
-                                 progress=not args.no_progress, figures=not args.no_figures,
+                                 progress=not args.no_progress, plots=not args.no_plots,
                                  **mapping)
     if "table" in summary:  # mesh simulators: the model beside its baselines
         print(summary["table"])
@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "OBSTACLE); default the file's node_type field")
     r.add_argument("--no-animation", action="store_true",
                    help="no GIF of truth / prediction / error (every simulator)")
-    r.add_argument("--no-figures", action="store_true",
+    r.add_argument("--no-plots", action="store_true",
                    help="no figures at all (PNGs and GIF): predictions and metrics only")
     r.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (per-step errors, predictions, figures)")

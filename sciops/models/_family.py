@@ -79,11 +79,11 @@ class Family:
       split after `build` (e.g. padded graph fields, edge lists and positional encodings of
       meshes), by the driver, by evaluation and by rollouts alike.
     - `rollout(run, data_path, *, steps, start, mode, boundary, out_dir, inflow, animation,
-      progress, figures) -> dict`: optional, for simulators; rolls the model of a loaded run
+      progress, plots) -> dict`: optional, for simulators; rolls the model of a loaded run
       (`sciops.train.Run`) out on the trajectories of a file and writes predictions, errors
       and figures to `out_dir`; returns a JSON-able summary (with a printable ``"table"`` if
       it has one). `sciops rollout` calls it with its options (`start`, `inflow`, `animation`
-      matter to mesh simulators; `figures=False` writes no figure).
+      matter to mesh simulators; `plots=False` writes no figure).
     - `trainable(model) -> PyTree[bool]`: which leaves the optimizer may ever update (default
       `default_trainable`: every float array outside frozen modules). A transfer run's
       `transfer.trainable` paths narrow this further.

@@ -72,7 +72,7 @@ def _roll(model, u, conds, k: int, steps: int, mode: str, boundary: str):
 def rollout(run, data_path, *, steps: int | None = None,
             mode: str = "autoregressive", boundary: str = "truth", out_dir, progress: bool = True,
             samples: int | None = None, batch_size: int = 8, animation: bool = True,
-            figures: bool = True) -> dict:
+            plots: bool = True) -> dict:
     """Roll a trained grid simulator over the trajectories of an HDF5 data set and write:
 
     - `rollout.h5`: ``pred`` and ``truth`` `(samples, steps, *spatial)`, ``rel_l2`` `(samples,
@@ -92,7 +92,7 @@ def rollout(run, data_path, *, steps: int | None = None,
     - `mode`, `boundary`: see the module docstring; `out_dir`: where the files go.
     - `animation`: write `rollout.gif` (False: skip it; drawing the frames costs more than a
       small rollout itself).
-    - `figures`: write `snapshots.png` and the GIF (False: only the frames and errors).
+    - `plots`: write `snapshots.png` and the GIF (False: only the frames and errors).
 
     **Returns:** a summary dict: `steps`, `mode`, `boundary`, `rel_l2` (per step), `rmse` (per
     step), `rel_l2_final`, `rel_l2_total`, `files`.
@@ -163,7 +163,7 @@ def rollout(run, data_path, *, steps: int | None = None,
                "rel_l2_final": float(rel[:, -1].mean()),
                "rel_l2_total": float(cumulative[:, -1].mean()), "files": files}
     pathlib.Path(files["json"]).write_text(json.dumps(summary, indent=1))
-    if truth.ndim == 4 and figures:  # 2-D fields: pictures
+    if truth.ndim == 4 and plots:  # 2-D fields: pictures
         name = model.state_field
         unit = str(ds.field_attrs.get(name, {}).get("units") or "1")
         _snapshots(truth[0], pred[0], files["snapshots"], name, unit)

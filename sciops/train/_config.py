@@ -124,6 +124,9 @@ class TrainConfig:
     - `mesh` [devices]: named device-mesh axes (`data`, `space`) → sizes, ``-1`` meaning "the
       remaining devices".
     - `progress` [-]: report progress on stderr (a bar on a terminal, lines in logs).
+    - `plots` [-]: draw `loss_curve.png` and `prediction_<split>.png` at the end of the run
+      (seconds of matplotlib; ``false`` for sweeps and scripted runs that read only the
+      metrics).
     - `divergence_factor` [1]: stop (like a NaN loss) when a step's loss exceeds this many
       times the lowest loss so far (when that is positive); ``null`` disables the check.
     - `trackers` [-]: where the metrics also go (`sciops.track`): `tensorboard` (event files in
@@ -147,6 +150,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     mesh: dict[str, int] = dataclasses.field(default_factory=lambda: {"data": -1})
     progress: bool = True
+    plots: bool = True
     divergence_factor: float | None = 1e6
     trackers: tuple[Literal["tensorboard", "csv", "wandb"], ...] = ("tensorboard", "csv")
     precision: Literal["float32", "bfloat16"] = "float32"

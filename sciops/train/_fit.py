@@ -227,10 +227,11 @@ def _write_outputs(fam: Family, config: Config, model: Any, bundle, run_dir: pat
                    trackers, final: dict) -> None:
     """The end of a run on the primary process: final metrics, figures, trackers' records."""
     write_atomic(run_dir / "final_metrics.json", json.dumps(final, indent=1))
-    if config.train.progress:  # seconds of matplotlib that would otherwise pass in silence
-        print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
-              file=sys.stderr, flush=True)
-    _plots(fam, config, model, bundle, run_dir)
+    if config.train.plots:
+        if config.train.progress:  # seconds of matplotlib that would otherwise pass in silence
+            print(f"{config.name}: drawing the figures (loss_curve.png, prediction_*.png)",
+                  file=sys.stderr, flush=True)
+        _plots(fam, config, model, bundle, run_dir)
     for png in sorted(run_dir.glob("*.png")):
         trackers.log_image(png.stem, png, config.train.steps)
     trackers.log_config(config_to_dict(config), final)

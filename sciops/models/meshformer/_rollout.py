@@ -16,7 +16,7 @@ input's field names, node types and units, opened by ParaView), ``<name>_rollout
 middle and last step; for all trajectories ``metrics.json`` (per field: ``one_step``,
 ``rollout1``, ``rollout50``, ``rollout_all`` and each ``_rel`` to the inflow speed, for the
 model, ``persistence`` and ``linear_extrapolation``), ``rmse_per_step.csv`` and
-``rmse_vs_step.png``. ``figures=False`` leaves out the PNGs and the GIF.
+``rmse_vs_step.png``. ``plots=False`` leaves out the PNGs and the GIF.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
             mode: str = "autoregressive", boundary: str = "truth",
             out_dir: str | os.PathLike, inflow: float | None = None,
             animation: bool = True, progress: bool = True, chunk: int = 25,
-            fields: Any = None, node_types: Any = None, figures: bool = True) -> dict[str, Any]:
+            fields: Any = None, node_types: Any = None, plots: bool = True) -> dict[str, Any]:
     """Roll a trained mesh simulator out on every trajectory of `data_path` and score it.
 
     **Arguments:**
@@ -271,7 +271,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
     - `inflow`: the inflow speed $U$ for the relative errors (default: the mean speed of the
       INFLOW nodes at frame 0).
     - `animation`: write the GIF; `progress`: a progress bar; `chunk`: steps per compiled call.
-    - `figures`: write the snapshot PNGs, ``rmse_vs_step.png`` and the GIF (False: only the
+    - `plots`: write the snapshot PNGs, ``rmse_vs_step.png`` and the GIF (False: only the
       predictions and metrics, e.g. for scoring many files in a batch job; drawing costs
       seconds per trajectory).
     - `fields`: field mapping onto the run's field names (``{"velocity": "U"}`` or the CLI's
@@ -335,8 +335,8 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
         for name, mesh, units, s0, n_steps in plans:
             res, per_step, written = _one(model, family, model_config, name, mesh, units, s0,
                                           n_steps, mode, boundary, inflow, fields, channels,
-                                          n_state, chunk, bar, work, animation and figures,
-                                          figures, jnp)
+                                          n_state, chunk, bar, work, animation and plots,
+                                          plots, jnp)
             results[name] = res
             rows += per_step
             files += written
@@ -349,7 +349,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
             w.writeheader()
             w.writerows(rows)
         files += [work / "metrics.json", work / "rmse_per_step.csv"]
-        if rows and figures:
+        if rows and plots:
             files.append(_plot_error(work, rows, fields, units))
         # success: move everything into out_dir (created now, or an existing folder)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,7 +368,7 @@ def rollout(run, data_path: str | os.PathLike, *, steps: int | None = None, star
 
 
 def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boundary, inflow,
-         fields, channels, n_state, chunk, bar, work, animation, figures, jnp):
+         fields, channels, n_state, chunk, bar, work, animation, plots, jnp):
     """Score and write one trajectory: returns (metrics, per-step rows, files)."""
     n_true = mesh.n_times
     sample = {k: jnp.asarray(v) for k, v in _sample(family, model_config, mesh).items()}
@@ -450,7 +450,7 @@ def _one(model, family, model_config, name, mesh, units, s0, n_steps, mode, boun
     files: list[Any] = [write_xdmf(work / f"{name}_prediction.xdmf", pmesh, units=units)]
     files.append(work / f"{name}_prediction.h5")
     frames = sorted({1, max(1, (len(pred) - 1) // 2), len(pred) - 1})
-    if figures:
+    if plots:
         files += _snapshots(work, name, mesh, shown, pred, ptimes, fields, channels, units,
                             frames)
     if animation:

@@ -223,14 +223,14 @@ def plot(config: WaveCNNConfig, model: WaveCNN, batch, path, *, fields=None,
 def rollout_run(run, data_path, *, steps: int | None = None, start: int = 1,
                 mode: str = "autoregressive", boundary: str = "truth", out_dir,
                 inflow: float | None = None, animation: bool = True,
-                progress: bool = True, figures: bool = True) -> dict:
+                progress: bool = True, plots: bool = True) -> dict:
     """`Family.rollout` of `wavecnn`: `sciops.models.grid_rollout` on the run's trajectories.
     A grid rollout starts after the model's first `history` frames: `start` and
     `inflow` are mesh-simulator options and have no effect here; `animation=False` skips the
-    GIF, `figures=False` every figure."""
+    GIF, `plots=False` every figure."""
     return grid_rollout(run, data_path, steps=steps, mode=mode, boundary=boundary,
                         out_dir=out_dir, progress=progress, animation=animation,
-                        figures=figures)
+                        plots=plots)
 
 
 FAMILIES = {"wavecnn": register_family(Family(
