@@ -24,7 +24,7 @@ from sciops.models.meshformer import (
 from sciops.nn import coordinate_bisection, metis_partition, partition_graph
 from sciops.nn._graph import adjacency, head_edge_sets, mesh_edges
 from sciops.pde.flow import TransportConfig, generate_transport
-from sciops.train import _fit, config_from_dict, fit, make_mesh
+from sciops.train import config_from_dict, fit, make_mesh
 
 TF = MeshTransformerConfig(
     state_fields=("concentration",), noise_std=0.01, width=16, heads=4, n_layers=2,
@@ -177,6 +177,8 @@ def _config(data_path, space, steps):
                   "eval_rollout_steps": 2},
         "train": {"steps": steps, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
                   "eval_every": 100, "checkpoint_every": 2, "progress": False,
+                  # the figures (matplotlib, much of a 3-step run's time) are not what it checks
+                  "plots": False,
                   "mesh": {"data": 1, "space": space},
                   "optimizer": {"lr": 1e-3, "schedule": "constant"}}})
 
@@ -186,12 +188,10 @@ def _train_losses(run):
     return {x["step"]: x["loss"] for x in lines if x.get("split") == "train"}
 
 
-def test_checkpoint_restores_on_another_device_count(data, tmp_path, monkeypatch):
+def test_checkpoint_restores_on_another_device_count(data, tmp_path):
     """A run on one device, checkpointed at step 2, resumes with its mesh split over 4
     devices: step 3 (sharded, from the restored parameters and optimizer state) gives the
     uninterrupted run's loss."""
-    # the runs' figures (matplotlib, much of a 3-step run's time) are not what this checks
-    monkeypatch.setattr(_fit, "_plots", lambda *args: None)
     one = tmp_path / "one"
     fit(_config(data.name, 1, 3), out=one)
     four = tmp_path / "four"
