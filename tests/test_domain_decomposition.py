@@ -115,16 +115,12 @@ def test_space_axis_errors_and_context(getkey):
             jax.eval_shape(lambda x: sharded_spectral_conv(x, w, 0), jnp.zeros((3, 16, 16)))
 
 
-def test_fno_training_on_a_space_sharded_mesh_equals_one_device(tmp_path, monkeypatch):
+def test_fno_training_on_a_space_sharded_mesh_equals_one_device(tmp_path):
     """The whole driver with `train.mesh: {data: 2, space: 2}`: fields split into row slabs,
     same losses, metrics and parameters as on one device."""
     import equinox as eqx
 
-    from sciops.train import _fit, config_from_dict, fit
-
-    # the runs' figures (matplotlib and an op-by-op prediction, much of a 2-step run's time)
-    # are not what this compares
-    monkeypatch.setattr(_fit, "_plots", lambda *args: None)
+    from sciops.train import config_from_dict, fit
 
     raw = {
         "name": "dd", "seed": 0,
@@ -135,8 +131,10 @@ def test_fno_training_on_a_space_sharded_mesh_equals_one_device(tmp_path, monkey
         # (two layers and 4 steps cost ~40 % more CPU for the same comparison)
         "model": {"family": "fno", "n_modes": [6, 6], "hidden_channels": 8, "n_layers": 1,
                   "lifting_channels": 8, "projection_channels": 8},
+        # no figures (matplotlib and an op-by-op prediction, much of a 2-step run's time):
+        # they are not what this compares
         "train": {"steps": 2, "batch_size": 4, "eval_batch_size": 4, "log_every": 1,
-                  "progress": False, "mesh": {"data": 1}},
+                  "progress": False, "plots": False, "mesh": {"data": 1}},
     }
     one = fit(config_from_dict(raw), out=tmp_path / "one")
     raw["train"]["mesh"] = {"data": 2, "space": 2}

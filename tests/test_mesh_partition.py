@@ -24,7 +24,7 @@ from sciops.models.meshformer import (
 from sciops.nn import coordinate_bisection, metis_partition, partition_graph
 from sciops.nn._graph import adjacency, head_edge_sets, mesh_edges
 from sciops.pde.flow import TransportConfig, generate_transport
-from sciops.train import _fit, config_from_dict, fit, make_mesh
+from sciops.train import config_from_dict, fit, make_mesh
 
 TF = MeshTransformerConfig(
     state_fields=("concentration",), noise_std=0.01, width=16, heads=4, n_layers=2,
@@ -130,12 +130,11 @@ def one_device(data):
 
 
 # each case compiles a sharded step (~10-30 s on a loaded 2-core machine): the default run
-# covers the transformer (global tokens: psum'ed softmax) on 4 devices and data x space, and
-# MeshGraphNet on 2; the other combinations are marked slow
-FAST = [("meshformer", {"data": 1, "space": 4}), ("meshformer", {"data": 2, "space": 2}),
-        ("meshgraphnet", {"data": 1, "space": 2})]
-SLOW = [("meshformer", {"data": 1, "space": 2}), ("meshgraphnet", {"data": 1, "space": 4}),
-        ("meshgraphnet", {"data": 2, "space": 2})]
+# covers the transformer (global tokens: psum'ed softmax) on 4 devices, and MeshGraphNet on
+# 2; data x space runs by default with rematerialisation (the last test), plainly when slow
+FAST = [("meshformer", {"data": 1, "space": 4}), ("meshgraphnet", {"data": 1, "space": 2})]
+SLOW = [("meshformer", {"data": 1, "space": 2}), ("meshformer", {"data": 2, "space": 2}),
+        ("meshgraphnet", {"data": 1, "space": 4}), ("meshgraphnet", {"data": 2, "space": 2})]
 
 
 @pytest.mark.parametrize("family, sizes", FAST + [pytest.param(*c, marks=pytest.mark.slow)
@@ -178,6 +177,8 @@ def _config(data_path, space, steps):
                   "eval_rollout_steps": 2},
         "train": {"steps": steps, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
                   "eval_every": 100, "checkpoint_every": 2, "progress": False,
+                  # the figures (matplotlib, much of a 3-step run's time) are not what it checks
+                  "plots": False,
                   "mesh": {"data": 1, "space": space},
                   "optimizer": {"lr": 1e-3, "schedule": "constant"}}})
 
@@ -187,12 +188,10 @@ def _train_losses(run):
     return {x["step"]: x["loss"] for x in lines if x.get("split") == "train"}
 
 
-def test_checkpoint_restores_on_another_device_count(data, tmp_path, monkeypatch):
+def test_checkpoint_restores_on_another_device_count(data, tmp_path):
     """A run on one device, checkpointed at step 2, resumes with its mesh split over 4
     devices: step 3 (sharded, from the restored parameters and optimizer state) gives the
     uninterrupted run's loss."""
-    # the runs' figures (matplotlib, much of a 3-step run's time) are not what this checks
-    monkeypatch.setattr(_fit, "_plots", lambda *args: None)
     one = tmp_path / "one"
     fit(_config(data.name, 1, 3), out=one)
     four = tmp_path / "four"
@@ -206,19 +205,22 @@ def test_checkpoint_restores_on_another_device_count(data, tmp_path, monkeypatch
     assert result.steps == 3
 
 
-def test_partitioned_step_with_rematerialisation_equals_one_device(one_device):
+@pytest.mark.parametrize("sizes", [{"data": 2, "space": 2}, pytest.param(
+    {"data": 1, "space": 2}, marks=pytest.mark.slow)], ids=lambda v: "d{data}s{space}".format(**v))
+def test_partitioned_step_with_rematerialisation_equals_one_device(sizes, one_device):
     """The memory levers (`train.remat`: `remat_block` around every block) apply on a
     partition too: the halo exchange and the global-token psums sit inside the recomputed
-    block's backward pass. The reference is the plain one-device step: in float32
-    rematerialisation recomputes the same values (tests/test_memory_levers.py: gradients
-    within 6e-8), far inside TOL."""
+    block's backward pass; by default with the batch split over `data` as well (the one
+    data x space check of the default run: a compile each). The reference is the plain
+    one-device step: in float32 rematerialisation recomputes the same values
+    (tests/test_memory_levers.py: gradients within 6e-8), far inside TOL."""
     from sciops.nn import MemoryPolicy, use_memory_policy
 
     cfg, model, prep, (loss1, g1) = one_device["meshformer"]
     with use_memory_policy(MemoryPolicy(remat_policy="nothing_saveable")):
-        part = partition_mesh(cfg, prep, 2)
+        part = partition_mesh(cfg, prep, sizes["space"])
         loss2, g2 = _loss_and_grads("meshformer", cfg, model, part.take(np.arange(2)),
-                                    make_mesh({"data": 1, "space": 2}))
+                                    make_mesh(sizes))
     assert abs(float(loss2) - float(loss1)) <= TOL * abs(float(loss1))
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=TOL, rtol=0)
