@@ -188,9 +188,9 @@ def test_channelwise_products_are_o3_equivariant(getkey):
 def test_channelwise_cp_equivariance_bounded_by_twice_fit_error(cache, getkey):
     """CP on the full-O(3) fused tensor, applied channel-wise through the factor path: the
     measured equivariance error is at most twice the fit error (and the fit is genuinely
-    approximate at this rank). In float32: its rounding (~1e-7) is far below the fit error
-    (> 1e-2), and e3nn's float32 rotation code is compiled once for all of this file's
-    equivariance checks (in x64 it compiles a second time, ~5 s)."""
+    approximate at this rank). In float32, like the file's other equivariance checks: its
+    rounding (~1e-7) is far below the fit error (> 1e-2); x64 is needed only for the factor
+    path's 1e-10 identity (next test)."""
     tp = CPTensorProduct(O3_1, O3_1, O3_1, 10, cache_dir=cache)
     assert 1e-2 < tp.relative_error < 1
     eq = equivariance_error(tp, key=getkey(), n_rotations=8, n_samples=128, channelwise=True)
