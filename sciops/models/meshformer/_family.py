@@ -97,10 +97,12 @@ def _fit(config, train: Dataset):
             else None, tuple(sorted(int(t) for t in types)))
 
 
-def _init(make, key):
-    """Build a network under one jit: eager initialisation compiles every distinct random
-    draw separately (seconds each on a busy CPU); traced, it is one small program."""
-    return eqx.filter_jit(make)(key)
+@eqx.filter_jit
+def _init(cls, args: tuple, key):
+    """`cls(*args, key=key)` under one jit: eager initialisation compiles every distinct
+    random draw separately (seconds each on a busy CPU); traced, it is one small program,
+    compiled once per class and arguments in a process (the arguments are static)."""
+    return cls(*args, key=key)
 
 
 def build(config: MeshTransformerConfig | MeshGraphNetConfig, train: Dataset, *, key
@@ -117,15 +119,14 @@ def build(config: MeshTransformerConfig | MeshGraphNetConfig, train: Dataset, *,
         c_in += (train.shape("points")[-1] if config.coordinates else 0) + config.laplacian_pe \
             + config.random_walk_pe
         distinct, index = config.connectivities()
-        net = _init(lambda k: MeshTransformer(
-            c_in, c_out, config.width, config.heads, config.n_layers, config.mlp_ratio,
-            config.encoder_depth, config.n_global, tuple(index), key=k), key)
+        net = _init(MeshTransformer, (c_in, c_out, config.width, config.heads, config.n_layers,
+                                      config.mlp_ratio, config.encoder_depth, config.n_global,
+                                      tuple(index)), key)
         extras = dict(coordinates=config.coordinates, laplacian_pe=config.laplacian_pe,
                       random_walk_pe=config.random_walk_pe, n_graphs=len(distinct))
     else:
-        net = _init(lambda k: MeshGraphNet(
-            c_in, train.shape("points")[-1] + 1, c_out, config.latent,
-            config.message_passing_steps, config.mlp_depth, key=k), key)
+        net = _init(MeshGraphNet, (c_in, train.shape("points")[-1] + 1, c_out, config.latent,
+                                   config.message_passing_steps, config.mlp_depth), key)
         extras = dict(coordinates=False, laplacian_pe=0, random_walk_pe=0, n_graphs=0)
     return MeshSimulator(net, state_norm, delta_norm, out_norm, pos_norm, edge_norm,
                          tuple(config.state_fields), sc, tuple(config.output_fields), oc,
