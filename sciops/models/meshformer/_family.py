@@ -105,6 +105,13 @@ def _init(cls, args: tuple, key):
     return cls(*args, key=key)
 
 
+@eqx.filter_jit
+def _step(model: MeshSimulator, sample, x):
+    """`model.step` compiled once per model structure and mesh size in a process (a lambda
+    wrapped at each call compiled again for every figure)."""
+    return model.step(sample, x)
+
+
 def build(config: MeshTransformerConfig | MeshGraphNetConfig, train: Dataset, *, key
           ) -> MeshSimulator:
     """The simulator, with normalisers fitted on `train` (raw mesh data set fields suffice)."""
@@ -229,8 +236,7 @@ def plot(config, model: MeshSimulator, batch, path, *, fields=None, sample_ids=N
     n = int(sample["node_mask"].sum())
     n_t = sample[config.state_fields[0]].shape[0]
     t = n_t // 2 - 1 if n_t > 2 else 0
-    step = eqx.filter_jit(lambda m, s, x: m.step(s, x))
-    nxt, _ = step(model, {k: jnp.asarray(v) for k, v in sample.items()},
+    nxt, _ = _step(model, {k: jnp.asarray(v) for k, v in sample.items()},
                   model.state_at({k: jnp.asarray(v) for k, v in sample.items()}, t))
     c = model.state_channels[0]
     pred = np.linalg.norm(np.asarray(nxt)[:n, :c], axis=-1)
