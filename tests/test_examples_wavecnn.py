@@ -45,7 +45,7 @@ def _run(nb):
     # each fit wrote its run folder (config, checkpoints, metrics log)
     assert out.count("checkpoints, config.yaml") == 2 and out.count("metrics.jsonl") == 2
     rows = {m[1]: [float(v) for v in m.group(3, 4, 5)] for m in re.finditer(
-        r"^(full|cp|persistence|linear extrapolation)( \(\S+ conv params\))?\s+(\S+)\s+(\S+)\s+(\S+)$",
+        r"^(full|cp|persistence|linear extrapolation)( \(\S+ conv params\))? +(\S+) +(\S+) +(\S+)$",
         out, re.M)}
     assert sorted(rows) == ["cp", "full", "linear extrapolation", "persistence"], out
     params = {m[1]: int(m[2].replace(",", "")) for m in
