@@ -28,12 +28,11 @@ def pin_threads(threads: int) -> None:
 def tune_allocator(enabled: bool = True) -> str:
     """Raise glibc's malloc thresholds for the whole process, so for both sides alike
     (`sciops.tune_malloc`, what `sciops fit` does), and say what the allocator runs with."""
-    from sciops import tune_malloc
-    from sciops._malloc import tuning_state
+    from sciops import malloc_tuning_state, tune_malloc
 
     if enabled and not tune_malloc():
         return "glibc malloc defaults (tuning unavailable here)"
-    state = tuning_state()
+    state = malloc_tuning_state()
     if "hugetlb=1" in os.environ.get("GLIBC_TUNABLES", ""):
         state += ", GLIBC_TUNABLES hugetlb=1 (transparent huge pages for the heap)"
     return state + " (both sides)"

@@ -15,9 +15,9 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from sciops._config import from_dict
 from sciops.data import Dataset, read_hdf5
 from sciops.models import family
+from sciops.models import model_config as _model_config
 from sciops.pde import problem
 from sciops.train import OptimizerConfig, make_optimizer
 
@@ -39,7 +39,7 @@ def navier_stokes(n_samples: int, resolution: int = 64, viscosity: float = 1e-3,
 
 
 def model_config(**model):
-    return from_dict(FNO.config, model, "model")
+    return _model_config("fno", model)
 
 
 def train(config, data: Dataset, steps: int, *, seed: int = 0, batch_size: int = 16,

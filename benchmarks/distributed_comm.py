@@ -77,8 +77,8 @@ def main(argv=None) -> list[dict]:
     from jax.sharding import AxisType, NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from sciops.models.fno._fno import FNO
-    from sciops.nn._dist_fft import batch_vmap
+    from sciops.models.fno import FNO
+    from sciops.nn import batch_vmap
 
     pdev = args.devices
     rows = []

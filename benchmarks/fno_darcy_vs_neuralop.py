@@ -60,8 +60,7 @@ def main(epochs: int = 20, threads: int = 1, batch_size: int = 64, lr: float = 1
     from neuralop.models import FNO as NeuralopFNO
 
     from sciops.data import Dataset
-    from sciops.models.fno import FAMILIES, FNOConfig
-    from sciops.models.fno._family import relative_h1, relative_l2
+    from sciops.models.fno import FAMILIES, FNOConfig, relative_h1, relative_l2
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

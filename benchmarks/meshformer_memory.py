@@ -39,8 +39,14 @@ def main(sizes=(100, 173, 316), run_largest=True):
     import numpy as np
 
     from sciops.models.meshformer import MeshTransformer
-    from sciops.nn._attention import dense_masked_attention, edge_attention
-    from sciops.nn._graph import Neighbourhood, adjacency, head_edge_sets, mesh_edges
+    from sciops.nn import (
+        Neighbourhood,
+        adjacency,
+        dense_masked_attention,
+        edge_attention,
+        head_edge_sets,
+        mesh_edges,
+    )
 
     rows = []
     heads, dh = 4, 16

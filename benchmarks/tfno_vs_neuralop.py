@@ -61,15 +61,14 @@ def sciops_side(train, tests, epochs_order, lr, implementation="factorized", see
     import equinox as eqx
     import jax
 
-    from sciops._config import from_dict
     from sciops.data import Dataset
-    from sciops.models import family
+    from sciops.models import family, model_config
     from sciops.train import OptimizerConfig, make_optimizer
 
     fno = family("fno")
     # `implementation` changes only how sciops evaluates the same function with the same
     # parameters: contracting with the factors, or forming each layer's weight first
-    config = from_dict(fno.config, {**MODEL, "implementation": implementation}, "model")
+    config = model_config("fno", {**MODEL, "implementation": implementation})
     model = fno.build(config, Dataset(train), key=jax.random.key(seed))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda t: t.net, spec, jax.tree.map(eqx.is_inexact_array, model.net))

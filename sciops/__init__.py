@@ -20,6 +20,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DataError as DataError
 from ._errors import SciopsError as SciopsError
 from ._errors import TrainingError as TrainingError
+from ._malloc import malloc_tuning_state as malloc_tuning_state
 from ._malloc import tune_malloc as tune_malloc
 from ._version import __version__ as __version__
 

@@ -29,7 +29,7 @@ import ctypes.util
 import os
 import platform
 
-__all__ = ["tune_malloc"]
+__all__ = ["malloc_tuning_state", "tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -68,6 +68,6 @@ def tune_malloc() -> bool:
     return ok
 
 
-def tuning_state() -> str:
+def malloc_tuning_state() -> str:
     """What `tune_malloc` has set in this process, in words (for benchmark reports)."""
     return _state

@@ -23,7 +23,14 @@ from conftest import tree_allclose
 
 from sciops import ConfigError, evaluate_run, fit, load_run
 from sciops.data import read_hdf5, write_hdf5
-from sciops.models import Family, default_trainable, family, family_names, register_family
+from sciops.models import (
+    Family,
+    default_trainable,
+    family,
+    family_names,
+    model_config,
+    register_family,
+)
 from sciops.pde import Problem, problem, problem_names, register_problem
 from sciops.train import (
     config_from_dict,
@@ -291,6 +298,18 @@ def test_sixth_family_trains_without_editing_sciops(tmp_path, toy_family):
     # the frozen normaliser is not trainable; both linear layers are
     spec = default_trainable(load_run(tmp_path / "run").model)
     assert not any(jax.tree.leaves(spec.norm)) and all(jax.tree.leaves(spec.first))
+
+
+def test_model_config_from_a_mapping():
+    """`model_config` builds a family's config as a config file's model section is built."""
+    cfg = model_config("fno", {"n_modes": [4, 4], "hidden_channels": 8})
+    assert cfg == family("fno").config(n_modes=(4, 4), hidden_channels=8)
+    with pytest.raises(ConfigError, match=r"^model.n_mode: unknown key \(did you mean 'n_modes'\?\)"):
+        model_config("fno", {"n_mode": [4, 4]})
+    with pytest.raises(ConfigError, match=r"^net.hidden_channels: expected int, got 'x'$"):
+        model_config("fno", {"hidden_channels": "x"}, path="net")
+    with pytest.raises(ConfigError, match=r"unknown family 'fnoo' \(did you mean 'fno'\?\)"):
+        model_config("fnoo")
 
 
 def test_registration_errors():

@@ -77,3 +77,12 @@ def test_the_check_finds_each_problem(tmp_path):
     assert TOOLS.code_problems("t", ["g = jax.value_and_grad(loss)(p)", "opt = optax.adam(1e-3)"]) \
         == ["t: trains in a hand-written loop (uses jax.value_and_grad, optax.); train with "
             "sciops.train.fit"]
+
+
+def test_benchmarks_and_docs_use_the_public_api():
+    """Benchmarks and the docs' text and examples name only public sciops modules and names
+    (the brief: where a private name was needed, it was made public)."""
+    files = sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "docs").rglob("*.md"))
+    found = {str(p.relative_to(ROOT)): TOOLS.private_names(p.read_text()) for p in files}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert len(files) > 40

@@ -40,10 +40,16 @@ def render_module():
     return module
 
 
+def private_names(text: str) -> list[str]:
+    """Each private sciops module or name that `text` (code or prose) reaches for:
+    ``sciops.x._y`` anywhere, or ``from sciops.x import _y``."""
+    return [m.group(0).strip() for m in _PRIVATE.finditer(text)]
+
+
 def code_problems(name: str, sources: list[str]) -> list[str]:
     """What a tutorial's code cells (`sources`) do that a tutorial should not."""
     code = "\n".join(sources)
-    out = [f"{name}: imports the private {m.group(0).strip()!r}" for m in _PRIVATE.finditer(code)]
+    out = [f"{name}: imports the private {m!r}" for m in private_names(code)]
     loop = sorted({m.group(0) for m in _HAND_LOOP.finditer(code)})
     if loop:
         out.append(f"{name}: trains in a hand-written loop (uses {', '.join(loop)}); train with "

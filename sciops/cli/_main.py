@@ -114,7 +114,7 @@ def _run_units(run_dir, family_name: str, model_config=None) -> dict[str, str]:
     """
     from ..data import read_hdf5
     from ..models import family
-    from ..train._run import SAMPLE_FILE
+    from ..train import SAMPLE_FILE
 
     units = dict(family(family_name).units)
     try:

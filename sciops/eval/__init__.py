@@ -17,5 +17,5 @@ from ..models.meshformer import mesh_rollout as mesh_rollout
 from ..models.meshformer import relative_scale as relative_scale
 from ..models.meshformer import rmse_table as rmse_table
 from ..models.meshformer import step_mse as step_mse
-from ..train._plots import plot_loss_curve as plot_loss_curve
+from ..train import plot_loss_curve as plot_loss_curve
 from ._evaluate import evaluate_run as evaluate_run

@@ -22,10 +22,11 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from .._config import closest
+from .._config import closest, from_dict
 from .._errors import ConfigError
 
-__all__ = ["Family", "family", "family_names", "register_family", "default_trainable"]
+__all__ = ["Family", "family", "family_names", "model_config", "register_family",
+           "default_trainable"]
 
 
 def _is_frozen(x: Any) -> bool:
@@ -171,3 +172,13 @@ def family(name: str) -> Family:
         raise ConfigError(f"model.family: unknown family {name!r}{closest(name, known)}; "
                           f"known: {', '.join(known)}")
     return _REGISTRY[name]
+
+
+def model_config(name: str, section: Mapping[str, Any] | None = None, *, path: str = "model"):
+    """The model config of family `name`, built from a mapping as a config file's ``model:``
+    section is (without its ``family`` key): unknown, missing and ill-typed keys are a
+    `ConfigError` naming ``<path>.<key>``; keys not given keep the config's defaults.
+
+    **Example:** ``model_config("fno", {"n_modes": [12, 12], "hidden_channels": 32})``.
+    """
+    return from_dict(family(name).config, section, path)

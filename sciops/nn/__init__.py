@@ -21,6 +21,7 @@ from ._cp_fit import fit_cp as fit_cp
 from ._cp_fit import fused_cg_tensor as fused_cg_tensor
 from ._cp_fit import paper_rank as paper_rank
 from ._cp_fit import rank_for_error as rank_for_error
+from ._dist_fft import batch_vmap as batch_vmap
 from ._factorized import CP as CP
 from ._factorized import TT as TT
 from ._factorized import AbstractFactorizedTensor as AbstractFactorizedTensor
@@ -38,6 +39,9 @@ from ._fno_blocks import InstanceNorm as InstanceNorm
 from ._fno_blocks import LinearSkip as LinearSkip
 from ._fno_blocks import SoftGating as SoftGating
 from ._graph import Neighbourhood as Neighbourhood
+from ._graph import adjacency as adjacency
+from ._graph import head_edge_sets as head_edge_sets
+from ._graph import mesh_edges as mesh_edges
 from ._graph_partition import GraphPartition as GraphPartition
 from ._graph_partition import coordinate_bisection as coordinate_bisection
 from ._graph_partition import halo_exchange as halo_exchange

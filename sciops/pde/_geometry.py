@@ -108,9 +108,9 @@ class PlateWithHoles:
         return inside
 
 
-# The named geometries of the data generators (`geometries: [square, disk, ...]` in configs).
 SHAPES = {"square": Square(), "disk": Disk(), "triangle": Triangle(), "l_shape": LShape(),
           "cross": Cross(), "plate_holes": PlateWithHoles()}
+"""The named geometries of the data generators (`geometries: [square, disk, ...]` in configs)."""
 
 
 def node_grid(n: int | np.integer) -> tuple[np.ndarray, np.ndarray]:

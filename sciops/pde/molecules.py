@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from .._errors import ConfigError, DataError
-from ..data._extxyz import read_ase_structure
+from ..data import read_ase_structure
 from ._problem import Problem
 
 __all__ = ["MoleculeConfig", "PROBLEMS", "generate", "sample_molecule"]

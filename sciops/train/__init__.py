@@ -27,6 +27,7 @@ from ._mesh import make_mesh as make_mesh
 from ._optimizer import make_optimizer as make_optimizer
 from ._partition import trainable_filter as trainable_filter
 from ._plots import plot_loss_curve as plot_loss_curve
+from ._run import SAMPLE_FILE as SAMPLE_FILE
 from ._run import Run as Run
 from ._run import RunResult as RunResult
 from ._run import load_run as load_run

@@ -26,7 +26,9 @@ from ._partition import trainable_filter
 
 __all__ = ["Run", "RunResult", "load_run", "SAMPLE_FILE", "model_like"]
 
-SAMPLE_FILE = "train_sample.h5"  # a few training samples: enough to rebuild the model's shapes
+SAMPLE_FILE = "train_sample.h5"
+"""The run folder's file of a few training samples (sciops HDF5): enough to rebuild the model's
+shapes when the run is read back, and it carries the data's field units."""
 
 
 @dataclasses.dataclass

@@ -6,6 +6,8 @@ from ._family import FieldOperator as FieldOperator
 from ._family import FNOConfig as FNOConfig
 from ._family import Normalizer as Normalizer
 from ._family import build, loss, metrics, plot
+from ._family import relative_h1 as relative_h1
+from ._family import relative_l2 as relative_l2
 from ._fno import FNO as FNO
 from ._mg import MGOperator as MGOperator
 from ._mg import MGPatching as MGPatching

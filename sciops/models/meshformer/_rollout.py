@@ -68,7 +68,7 @@ def _trajectories(data_path: pathlib.Path, fields=None, node_types=None
                   ) -> list[tuple[str, MeshField, dict[str, str]]]:
     """(name, trajectory, units) of every trajectory in `data_path` (any source
     `sciops.data.read_mesh_trajectories` reads, with its field mapping and node-type rule)."""
-    from ...data._mesh_import import read_mesh_trajectories
+    from ...data import read_mesh_trajectories
 
     if not any(c in str(data_path) for c in "*?[") and not data_path.exists():
         raise DataError(f"{data_path}: data file not found")
