@@ -106,6 +106,31 @@ def _errors(cfg, model, ds):
     return {k: float(np.mean(v)) for k, v in m.items()}
 
 
+def _baseline_errors(ds, history: int = 2, steps: int = 50) -> dict[str, dict[str, float]]:
+    """The trivial simulators scored exactly as the family's `metrics` score a model (per
+    trajectory, relative L2 pooled over the steps, then the mean): *persistence* (the next
+    frame is the last one) and *linear extrapolation* ($u^{n+1} = 2u^n - u^{n-1}$, the leapfrog
+    step without its Laplacian term); teacher-forced (`l2`) and rolled out from the first
+    `history` frames (`rollout_l2`)."""
+    u = np.asarray(ds.load()["u"], np.float64)
+    k = history
+    steps = min(steps, u.shape[1] - k)
+    truth = u[:, k:k + steps]
+    last, before = u[:, k - 1:k - 1 + steps], u[:, k - 2:k - 2 + steps]
+    ahead = np.arange(1, steps + 1).reshape(1, steps, *([1] * (u.ndim - 2)))
+    preds = {"persistence": (last, np.repeat(u[:, k - 1:k], steps, axis=1)),
+             "linear extrapolation": (2 * last - before,
+                                      u[:, k - 1:k] + ahead * (u[:, k - 1:k] - u[:, k - 2:k - 1]))}
+
+    def rel(pred):
+        axes = tuple(range(1, u.ndim))
+        return float(np.mean(np.sqrt(np.sum((pred - truth) ** 2, axis=axes)
+                                     / np.sum(truth**2, axis=axes))))
+
+    return {name: {"l2": rel(forced), "rollout_l2": rel(free)}
+            for name, (forced, free) in preds.items()}
+
+
 def _perturbation_growth(model, ds, steps=50, eps=1e-3):
     """RMS of the difference between rollouts from the true first frames with and without a
     tiny random perturbation (`eps` times the field scale), after `steps` steps, relative to the
@@ -202,6 +227,12 @@ def main(steps: int = 1500, batch_size: int = 8, lr: float = 3e-3, resolution: i
     example = ds.take(np.arange(8))
     example = (jnp.asarray(example["u"][:, :2]), jnp.asarray(example["c"]))
     times = _timings(models, example, repeats)
+    # the skeptic's simulators on the same trajectories, scored the same way (no training)
+    base_test, base_train = _baseline_errors(test), _baseline_errors(train_eval)
+    baselines = {name: {"test_l2_1step": base_test[name]["l2"],
+                        "test_l2_rollout50": base_test[name]["rollout_l2"],
+                        "train_l2_rollout50": base_train[name]["rollout_l2"]}
+                 for name in base_test}
     full = results.get("full")  # absent when the forms are trained in separate processes
     for name, r in results.items():
         r["infer_ms"] = 1e3 * times[name]
@@ -215,8 +246,8 @@ def main(steps: int = 1500, batch_size: int = 8, lr: float = 3e-3, resolution: i
             "width": width, "depth": depth, "kernel_size": kernel_size,
             "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
             "devices": str(jax.devices()), "jax": jax.__version__}
-    _print(results, meta)
-    out = {"meta": meta, "results": results}
+    _print({**results, **baselines}, meta)
+    out = {"meta": meta, "results": results, "baselines": baselines}
     if json_path:
         pathlib.Path(json_path).write_text(json.dumps(out, indent=1))
     return out
@@ -234,7 +265,7 @@ def _print(results, meta):
     for name, r in results.items():
         cells = []
         for c in cols:
-            v = r[c]
+            v = r.get(c)
             cells.append("-" if v is None else (f"{v:,}" if isinstance(v, int) else f"{v:.3g}"))
         print(f"| {name} | " + " | ".join(cells) + " |")
 

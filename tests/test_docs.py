@@ -100,3 +100,13 @@ def test_every_page_is_in_the_nav():
     pages = {_rel(p)[len("docs/"):] for p in DOCS.rglob("*.md")}
     missing = sorted(p for p in pages if not re.search(rf":\s*{re.escape(p)}\s*$", nav, re.M))
     assert not missing, f"pages missing from mkdocs.yml's nav: {missing}"
+
+
+def test_ci_builds_the_docs_strictly_and_not_quietly():
+    """`mkdocs build --strict --quiet` passes with warnings (quiet drops them before strict
+    counts them: measured, a build with two hook warnings exited 0), so CI's build must not be
+    quiet, or the docstring and tutorial hooks would fail nothing."""
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+             if "mkdocs build" in line and not line.lstrip().startswith("#")]
+    assert len(lines) == 1 and "--strict" in lines[0].split()
+    assert not {"-q", "--quiet"} & set(lines[0].split())
