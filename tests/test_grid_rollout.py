@@ -1,5 +1,6 @@
 """Grid rollouts: exact errors of a known simulator (the leapfrog extrapolation) on trajectories
-polynomial in time, the boundary ring, the files written, and bad input."""
+polynomial in time, the boundary ring, the baselines reported beside the model, the files
+written, and bad input."""
 
 import csv
 import json
@@ -51,6 +52,45 @@ def test_linear_in_time_is_rolled_out_exactly(tmp_path):
     assert max(out["rel_l2"]) < 1e-6
 
 
+@pytest.mark.parametrize("mode", ["autoregressive", "teacher_forced"])
+def test_baselines_exact_errors(tmp_path, mode):
+    """u_t = t f, rolled from frames (0, f). Persistence predicts the last frame: teacher-forced
+    (t - 1) f, error 1/t; autoregressive f, error (t - 1)/t (pooled over steps 2..t:
+    sqrt(sum (s-1)^2 / sum s^2)). Linear extrapolation is exact, as the model is."""
+    run, path, _ = _run(tmp_path, 1)
+    out = rollout(run, path, mode=mode, boundary="model", out_dir=tmp_path / mode,
+                  progress=False, plots=False)
+    t = np.arange(2, T, dtype=np.float64)
+    err = 1 / t if mode == "teacher_forced" else (t - 1) / t
+    err2 = np.ones_like(t) if mode == "teacher_forced" else (t - 1) ** 2  # in units of |f|^2
+    pooled = np.sqrt(err2.sum() / np.sum(t**2))
+    persistence = out["baselines"]["persistence"]
+    np.testing.assert_allclose(persistence["rel_l2"], err, rtol=1e-5)
+    assert persistence["rel_l2_final"] == pytest.approx(err[-1], rel=1e-5)
+    assert persistence["rel_l2_total"] == pytest.approx(pooled, rel=1e-5)
+    assert max(out["baselines"]["linear_extrapolation"]["rel_l2"]) < 1e-6
+    with open(tmp_path / mode / "errors.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    np.testing.assert_allclose([float(r["persistence_rel_l2"]) for r in rows], err, rtol=1e-5)
+
+
+def test_baselines_follow_the_boundary_option(tmp_path):
+    """u_t = t^2 f with the true boundary ring: linear extrapolation is what the model computes
+    (its network output is zero), so their errors agree step by step; a history-1 model gets
+    persistence only."""
+    run, path, _ = _run(tmp_path, 2)
+    out = rollout(run, path, boundary="truth", out_dir=tmp_path / "a", progress=False,
+                  plots=False)
+    np.testing.assert_allclose(out["baselines"]["linear_extrapolation"]["rel_l2"],
+                               out["rel_l2"], rtol=1e-5)
+    cfg = WaveCNNConfig(width=4, depth=1, kernel_size=3, history=1)
+    one = run.family.build(cfg, Dataset({"u": np.random.default_rng(0).normal(size=(2, T, S, S)),
+                                         "c": np.ones((2, 1, S, S))}), key=jax.random.key(0))
+    out = rollout(types.SimpleNamespace(model=one, config=cfg, family=run.family), path,
+                  steps=2, out_dir=tmp_path / "b", progress=False, plots=False)
+    assert sorted(out["baselines"]) == ["persistence"]
+
+
 @pytest.mark.parametrize("boundary", ["truth", "model"])
 def test_quadratic_in_time_exact_errors(tmp_path, boundary):
     """u_t = t^2 f. Teacher-forced: the extrapolation misses the second difference 2f, so the
@@ -100,7 +140,8 @@ def test_files_written(tmp_path):
     files = out["files"]
     with open(files["csv"]) as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["step", "rel_l2", "rmse", "rel_l2_cumulative"] and len(rows) == 6
+    assert rows[0] == ["step", "rel_l2", "rmse", "rel_l2_cumulative", "persistence_rel_l2",
+                       "linear_extrapolation_rel_l2"] and len(rows) == 6
     assert json.loads(pathlib.Path(files["json"]).read_text())["rel_l2"] == pytest.approx(out["rel_l2"])
     with h5py.File(files["frames"]) as h5:
         assert h5["pred"].shape == (2, 5, S, S) and h5["rel_l2"].shape == (2, 5)

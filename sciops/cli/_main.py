@@ -275,7 +275,7 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_md(args) -> int:
-    from ..models.mlip._md import md_from_run
+    from ..mlip import md_from_run
 
     s = md_from_run(args.run_dir, args.structure, out=args.out, steps=args.steps,
                     dt_fs=args.dt_fs, thermostat=args.thermostat,

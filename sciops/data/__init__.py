@@ -16,6 +16,7 @@ from ._dataset import Dataset as Dataset
 from ._dataset import MappedArray as MappedArray
 from ._dataset import shard_batch as shard_batch
 from ._dataset import sharded_batches as sharded_batches
+from ._extxyz import read_ase_structure as read_ase_structure
 from ._extxyz import read_extxyz as read_extxyz
 from ._extxyz import read_structures as read_structures
 from ._extxyz import write_extxyz as write_extxyz

@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import DataError
 from ._atoms import Atoms
 
-__all__ = ["read_extxyz", "read_structures", "write_extxyz"]
+__all__ = ["read_ase_structure", "read_extxyz", "read_structures", "write_extxyz"]
 
 # Properties ASE's extxyz code routes to a SinglePointCalculator instead of info/arrays.
 _CALC_KEYS = ("energy", "free_energy", "forces", "stress")

@@ -17,6 +17,12 @@ boundary condition is known data, as in MeshGraphNets' handling of boundary node
 `boundary="hold"` it keeps the values of the last input frame; with `boundary="model"` the
 prediction is kept as is. `mode` accepts `teacher-forced` for `teacher_forced` (the CLI's
 spelling).
+
+Every rollout is scored beside the trivial simulators a skeptic would ask for, run through the
+same protocol (window, mode, boundary ring): *persistence* (the next frame equals the last one,
+"predict no change") and, for models that read at least two frames, *linear extrapolation*
+$u^{n+1} = 2u^n - u^{n-1}$ (for the wave equation, the leapfrog step without its Laplacian
+term).
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ import numpy as np
 from .._errors import ConfigError, DataError
 from ..data import read_hdf5, write_hdf5
 
-__all__ = ["grid_rollout", "rollout", "simulate_frames"]
+__all__ = ["GRID_BASELINES", "grid_rollout", "rollout", "simulate_frames"]
+
+GRID_BASELINES = ("persistence", "linear_extrapolation")
+"""The baselines every grid rollout reports beside the model (`linear_extrapolation` only for
+models with `history` >= 2)."""
 
 
 def _ring(shape: tuple[int, ...]) -> np.ndarray:
@@ -61,6 +71,29 @@ def simulate_frames(model, frames, conds, truth, *, mode: str = "autoregressive"
     return out
 
 
+class _Baseline(eqx.Module):
+    """A trivial grid simulator: `persistence` (the last frame) or `linear_extrapolation`
+    (twice the last frame minus the one before)."""
+
+    kind: str = eqx.field(static=True)
+
+    def step(self, frames, *conds):
+        if self.kind == "persistence":
+            return frames[-1]
+        return 2 * frames[-1] - frames[-2]
+
+
+def _errors(pred: np.ndarray, truth: np.ndarray):
+    """Per trajectory and step: relative L2, RMSE, and the relative L2 pooled over steps 1..t."""
+    axes = tuple(range(2, pred.ndim))
+    err2 = np.sum((pred - truth) ** 2, axis=axes)
+    true2 = np.sum(truth**2, axis=axes)
+    rel = np.sqrt(err2 / np.maximum(true2, 1e-30))
+    rmse = np.sqrt(err2 / np.prod(truth.shape[2:]))
+    cumulative = np.sqrt(np.cumsum(err2, axis=1) / np.maximum(np.cumsum(true2, axis=1), 1e-30))
+    return rel, rmse, cumulative
+
+
 @eqx.filter_jit
 def _roll(model, u, conds, k: int, steps: int, mode: str, boundary: str):
     """A batch of trajectories (compiled once per model structure, batch shape and options,
@@ -83,6 +116,10 @@ def rollout(run, data_path, *, steps: int | None = None,
     - `snapshots.png`: truth / prediction / error for the first trajectory at 5 times;
     - `rollout.gif`: an animation of the first trajectory (pillow writer).
 
+    The same errors of the baselines (`GRID_BASELINES`, see the module docstring), rolled with
+    the same `mode` and `boundary`, go into the summary and the CSV (columns
+    ``<baseline>_rel_l2``), so that the model's error is never read alone.
+
     **Arguments:**
 
     - `run`: a loaded run with `.model` (a grid simulator, see the module docstring), `.config`
@@ -95,7 +132,9 @@ def rollout(run, data_path, *, steps: int | None = None,
     - `plots`: write `snapshots.png` and the GIF (False: only the frames and errors).
 
     **Returns:** a summary dict: `steps`, `mode`, `boundary`, `rel_l2` (per step), `rmse` (per
-    step), `rel_l2_final`, `rel_l2_total`, `files`.
+    step), `rel_l2_final`, `rel_l2_total` (the relative L2 pooled over all steps, averaged over
+    trajectories), `baselines` (``{name: {"rel_l2", "rel_l2_final", "rel_l2_total"}}``),
+    `files`.
     """
     model = run.model
     for attr in ("history", "state_field", "cond_fields", "step"):
@@ -120,26 +159,31 @@ def rollout(run, data_path, *, steps: int | None = None,
         raise ConfigError(f"steps: expected an integer in [1, {available}] ({n_frames} frames, "
                           f"history {k}), got {steps!r}")
 
-    preds, truths = [], []
+    baselines = [b for b in GRID_BASELINES if k >= 2 or b == "persistence"]
+    preds, truths, base = [], [], {b: [] for b in baselines}
     starts = range(0, n, batch_size)
     if progress:
         from .._progress import progress as _progress
         starts = _progress(starts, desc="rollout", unit="batch")
     for i in starts:
         b = ds.take(np.arange(i, min(i + batch_size, n)))
-        u = b[model.state_field]
-        pred = _roll(model, jnp.asarray(u), tuple(jnp.asarray(b[c]) for c in model.cond_fields),
-                     k, steps, mode, boundary)
-        preds.append(np.asarray(pred))
-        truths.append(u[:, k:k + steps])
+        u = jnp.asarray(b[model.state_field])
+        conds = tuple(jnp.asarray(b[c]) for c in model.cond_fields)
+        preds.append(np.asarray(_roll(model, u, conds, k, steps, mode, boundary)))
+        for name in baselines:
+            base[name].append(np.asarray(_roll(_Baseline(name), u, conds, k, steps, mode,
+                                               boundary)))
+        truths.append(np.asarray(u[:, k:k + steps]))
     pred = np.concatenate(preds)
     truth = np.concatenate(truths).astype(pred.dtype)
     axes = tuple(range(2, pred.ndim))
-    err2 = np.sum((pred - truth) ** 2, axis=axes)
-    true2 = np.sum(truth**2, axis=axes)
-    rel = np.sqrt(err2 / np.maximum(true2, 1e-30))
-    rmse = np.sqrt(err2 / np.prod(truth.shape[2:]))
-    cumulative = np.sqrt(np.cumsum(err2, axis=1) / np.maximum(np.cumsum(true2, axis=1), 1e-30))
+    rel, rmse, cumulative = _errors(pred, truth)
+    scores = {}
+    for name, parts in base.items():
+        b_rel, _, b_cum = _errors(np.concatenate(parts).astype(pred.dtype), truth)
+        scores[name] = {"rel_l2": b_rel.mean(0).tolist(),
+                        "rel_l2_final": float(b_rel[:, -1].mean()),
+                        "rel_l2_total": float(b_cum[:, -1].mean())}
 
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +197,8 @@ def rollout(run, data_path, *, steps: int | None = None,
                             "truth": {"layout": "samples time " + " ".join("yx"[-len(axes):])}})
     per_step = {"step": list(range(1, steps + 1)),
                 "rel_l2": rel.mean(0).tolist(), "rmse": rmse.mean(0).tolist(),
-                "rel_l2_cumulative": cumulative.mean(0).tolist()}
+                "rel_l2_cumulative": cumulative.mean(0).tolist(),
+                **{f"{name}_rel_l2": v["rel_l2"] for name, v in scores.items()}}
     with open(files["csv"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(list(per_step))
@@ -161,7 +206,8 @@ def rollout(run, data_path, *, steps: int | None = None,
     summary = {"steps": steps, "samples": n, "mode": mode, "boundary": boundary,
                "rel_l2": per_step["rel_l2"], "rmse": per_step["rmse"],
                "rel_l2_final": float(rel[:, -1].mean()),
-               "rel_l2_total": float(cumulative[:, -1].mean()), "files": files}
+               "rel_l2_total": float(cumulative[:, -1].mean()), "baselines": scores,
+               "files": files}
     pathlib.Path(files["json"]).write_text(json.dumps(summary, indent=1))
     if truth.ndim == 4 and plots:  # 2-D fields: pictures
         name = model.state_field

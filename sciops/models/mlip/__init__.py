@@ -8,7 +8,6 @@ from ._family import build, loss, metrics
 from ._family import predict as predict
 from ._md import MDResult as MDResult
 from ._md import MDState as MDState
-from ._md import md_from_run as md_from_run
 from ._md import run_md as run_md
 from ._neighbors import Graph as Graph
 from ._neighbors import dense_neighbors as dense_neighbors

@@ -11,7 +11,6 @@ once, so a call hands only arrays to the compiled function.
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Literal
 
@@ -75,19 +74,6 @@ class Calculator(_ASECalculator):
         self._evaluate = {s: _compiled(static, s) for s in (False, True)}
         self._known = np.asarray(model.energy_scale.known)
         self._dtype = np.dtype(model.embedding.dtype)
-
-    @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-                 **kwargs) -> Calculator:
-        """The calculator of a finished `mlip` run folder (its last checkpoint by default)."""
-        # Imported here: the training layer sits above the models; reading a run back is the
-        # one place a model needs it, and only when asked.
-        from ...train import load_run
-
-        run = load_run(run_dir, checkpoint)
-        if run.config.family != "mlip":
-            raise ConfigError(f"{run_dir}: a {run.config.family!r} run, not an mlip run")
-        return cls(run.model, run.config.model, **kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -26,12 +26,11 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ..._errors import ConfigError, DataError
-from ...data._extxyz import read_ase_structure
 from ._family import MLIPConfig, check_structure
 from ._neighbors import Graph, cell_heights, dense_neighbors, neighbor_list
 from ._potential import TDNPotential, energy_forces
 
-__all__ = ["MDResult", "MDState", "md_from_run", "run_md"]
+__all__ = ["MDResult", "MDState", "run_md"]
 
 _KB = 8.617333262e-5  # Boltzmann constant, eV/K (CODATA 2018, as ase.units.kB)
 
@@ -220,71 +219,3 @@ def _run_frames(model, state, z, cell, pbc, masses, dt, gamma, kt, *, every: int
         return s, (s.positions, s.velocities, s.energy)
 
     return jax.lax.scan(outer, state, None, length=n_frames)
-
-
-def md_from_run(run_dir, structure, *, out=None, steps: int = 1000, dt_fs: float = 1.0,
-                thermostat: str = "nve", temperature_K: float = 300.0,
-                friction_per_fs: float = 0.01, skin: float = 1.0, record_every: int = 10,
-                seed: int = 0, checkpoint=None) -> dict:
-    """`sciops md`: compiled MD of a trained `mlip` run on a structure file.
-
-    **Arguments:**
-
-    - `run_dir`: a finished `mlip` run folder (`checkpoint`: a given checkpoint, default last).
-    - `structure`: any file ASE reads (extxyz, POSCAR, cif, ...); its velocities are used when
-      it has any, else Maxwell–Boltzmann at `temperature_K`.
-    - `out`: extxyz trajectory to write (positions Å, velocities, `potential_energy` eV and
-      `time_fs` per frame), or None.
-    - the rest as `run_md`.
-
-    **Returns:** a summary: atoms, steps, simulated ps, wall seconds (compilation included),
-    atom-steps per second, the total-energy drift (largest deviation from the first frame and
-    the linear-fit slope, eV/atom and eV/atom/ps; NVE only), mean temperature (K), rebuilds.
-
-    **Raises:** `DataError` for a missing or unreadable structure file; as `run_md`.
-    """
-    import pathlib
-    import time
-
-    import ase.io
-
-    from ...train import load_run
-
-    atoms = read_ase_structure(structure, "md structure")
-    run = load_run(run_dir, checkpoint)
-    if run.config.family != "mlip":
-        raise ConfigError(f"{run_dir}: a {run.config.family!r} run, not an mlip run")
-    vel = atoms.get_velocities()
-    vel = vel if vel is not None and np.abs(vel).sum() > 0 else None
-    t = time.perf_counter()
-    res = run_md(run.model, run.config.model, atoms.positions, atoms.numbers,
-                 atoms.get_masses(), np.asarray(atoms.cell) if atoms.pbc.any() else None,
-                 atoms.pbc, velocities=vel, n_steps=steps, dt_fs=dt_fs, thermostat=thermostat,
-                 temperature_K=temperature_K, friction_per_fs=friction_per_fs, skin=skin,
-                 record_every=record_every, key=jax.random.key(seed))
-    wall = time.perf_counter() - t
-    n = len(atoms)
-    t_fs = dt_fs * np.minimum(record_every * np.arange(1, len(res.potential) + 1), steps)
-    total = (res.potential + res.kinetic) / n
-    summary = {"atoms": n, "steps": steps, "ps": steps * dt_fs / 1000, "thermostat": thermostat,
-               "wall_s": wall, "atom_steps_per_s": n * steps / wall,
-               "mean_temperature_K": float(np.mean(res.temperature)),
-               "rebuilds": res.rebuilds}
-    if thermostat == "nve":
-        summary["max_drift_eV_per_atom"] = float(np.max(np.abs(total - total[0])))
-        summary["drift_slope_eV_per_atom_per_ps"] = (
-            float(np.polyfit(t_fs / 1000, total, 1)[0]) if len(total) > 1 else 0.0)
-    if out is not None:
-        frames = []
-        for k in range(len(res.potential)):
-            a = atoms.copy()
-            a.positions = res.positions[k]
-            a.set_velocities(res.velocities[k])
-            a.info.update(potential_energy=float(res.potential[k]), time_fs=float(t_fs[k]))
-            frames.append(a)
-        out = pathlib.Path(out)
-        tmp = out.with_name(out.name + ".tmp")
-        ase.io.write(tmp, frames, format="extxyz")
-        tmp.replace(out)
-        summary["trajectory"] = str(out)
-    return summary
