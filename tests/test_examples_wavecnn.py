@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the same 120 optimizer steps, no run figures or event files (the tutorial: 24 at 20^2, 3
 # convolutions, the configs' pushforward, rollouts of 12 steps; compiling the two training
 # steps and the rollouts is most of its time)
-SMOKE = """RES, N_TRAJ, N_FRAMES, STEPS = 16, 12, 16, 60
+SMOKE = """RES, N_TRAJ, N_FRAMES, STEPS = 16, 12, 16, 120
 MODEL = dict(width=8, depth=1, kernel_size=5, history=2, rollout_steps=6, pushforward=0)"""
 SMOKE_EDITS = {'"train.progress=false"]':
                '"train.progress=false", "train.plots=false", "train.trackers=[]"]'}
@@ -64,7 +64,7 @@ def test_notebook_executes_at_smoke_size():
     # the loss falls and one step ahead both models beat persistence (measured: loss 6.06 ->
     # 4.34 / 5.22; one-step 0.155 / 0.214 against persistence 0.445)
     for name in ("full", "cp"):
-        assert losses[name][1] < 0.95 * losses[name][0], losses
+        assert losses[name][1] < 0.92 * losses[name][0], losses
         assert rows[name][0] < 0.7 * rows["persistence"][0], rows
 
 
