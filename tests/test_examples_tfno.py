@@ -13,19 +13,21 @@ from _notebooks import at_smoke_size, execute, notebook, number
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # 16 + 4 fields at 16^2, width 4, 4x4 modes, 1 Fourier layer, 2 steps, no figures, only the
-# MG-TFNO trained (the config's own model: fit, load_run, evaluate_run on the finer grid), 2 ranks
-# in the compression plot (the tutorial: 200 + 20 at 32^2, width 16, 12x12 modes, 4 layers,
-# 300 steps, dense/Tucker/CP besides the MG-TFNO, figures, 12 ranks). Compiling the training step,
-# evaluation and checkpointing of each run is most of the smoke run's time; the whole-field
-# runs' loop is the same `train` call with other overrides. The config's batch of 16 needs 16
-# training fields; the test's 4 virtual devices need a multiple of 4 test fields.
+# MG-TFNO trained (the config's own model: fit, load_run, evaluate_run on the finer grid), one
+# rank per format in the identities and the compression plot (the tutorial: 200 + 20 at 32^2,
+# width 16, 12x12 modes, 4 layers, 300 steps, dense/Tucker/CP besides the MG-TFNO, figures, two
+# and 12 ranks). Compiling the training step, evaluation and checkpointing of each run is most of
+# the smoke run's time; the whole-field runs' loop is the same `train` call with other
+# overrides. The config's batch of 16 needs 16 training fields; the test's 4 virtual devices
+# need a multiple of 4 test fields.
 SMOKE = """RESOLUTION = 16
 N_TRAIN, N_TEST = 16, 4
 STEPS = 2
 WIDTH, MODES, LAYERS = 4, 4, 1
 MODELS = ()
 PLOTS = False"""
-SMOKE_EDITS = {"ranks = np.geomspace(0.005, 0.5, 12)": "ranks = np.geomspace(0.005, 0.5, 2)"}
+SMOKE_EDITS = {"ranks = np.geomspace(0.005, 0.5, 12)": "ranks = np.geomspace(0.005, 0.5, 1)",
+               "for rank in (0.1, 0.01):": "for rank in (0.1,):"}
 
 
 def test_notebook_is_up_to_date():
@@ -45,7 +47,7 @@ def _run(nb, tmp_path):
     assert len(stitch) == 1 and stitch[0] < 1e-5
     diffs = [float(line.split()[-1]) for line in text.splitlines()
              if line.startswith(("CP ", "Tucker ", "TT "))]
-    assert len(diffs) == 6 and max(diffs) < 1e-4
+    assert len(diffs) in (3, 6) and max(diffs) < 1e-4
     # the run folder as `sciops fit` writes it, read back by load_run
     files = next(line for line in text.splitlines() if line.startswith("files:"))
     for name in ("config.yaml", "metrics.jsonl", "final_metrics.json", "checkpoints"):
@@ -71,6 +73,7 @@ def test_notebook_executes_at_smoke_size(tmp_path):
     text, files, errors, _, _, mg, fine, losses = _run(
         at_smoke_size(notebook("tfno"), SMOKE, SMOKE_EDITS), tmp_path)
     assert errors == {} and "png" not in files
+    assert sum(line.startswith(("CP ", "Tucker ", "TT ")) for line in text.splitlines()) == 3
     assert all(0 < e < 1e3 for e in (mg, fine, *losses))
 
 
@@ -78,6 +81,7 @@ def test_notebook_executes_at_smoke_size(tmp_path):
 def test_notebook_executes(tmp_path):
     text, files, errors, mean, persistence, mg, fine, losses = _run(notebook("tfno"), tmp_path)
     assert set(errors) == {"dense", "tucker 0.05", "cp 0.05"}
+    assert sum(line.startswith(("CP ", "Tucker ", "TT ")) for line in text.splitlines()) == 6
     # the runs drew their figures, and the notebook shows them (loss curve, test predictions,
     # the predictions on the finer grid)
     assert "'loss_curve.png'" in files and "'prediction_test.png'" in files
