@@ -41,12 +41,26 @@ def notebook(name: str):
     return nb
 
 
-def execute(nb, timeout: int = 1200):
-    """Run `nb` in place in a fresh kernel whose working directory is the repository root."""
+def execute(nb, timeout: int = 1200, path: str | pathlib.Path = ROOT):
+    """Run `nb` in place in a fresh kernel whose working directory is `path` (default the
+    repository root). The kernel's temporary folder (``TMPDIR``, where the tutorials write
+    everything) is a fresh one, removed afterwards."""
+    import os
+    import tempfile
+
     import nbclient
 
-    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    before = os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix="sciops-tutorial-") as tmp:
+        os.environ["TMPDIR"] = tmp  # the kernel process inherits it
+        try:
+            nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path)}}).execute()
+        finally:
+            if before is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = before
     return nb
 
 

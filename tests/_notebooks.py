@@ -15,18 +15,21 @@ import pathlib
 import re
 
 import nbformat
-from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def notebook(name: str) -> nbformat.NotebookNode:
-    """The tutorial's notebook (no outputs), as its builder makes it."""
+def _render_module():
     spec = importlib.util.spec_from_file_location(
         "render_tutorials", ROOT / "examples" / "render_tutorials.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.notebook(name)
+    return module
+
+
+def notebook(name: str) -> nbformat.NotebookNode:
+    """The tutorial's notebook (no outputs), as its builder makes it."""
+    return _render_module().notebook(name)
 
 
 def at_smoke_size(nb: nbformat.NotebookNode, sizes: str | None = None,
@@ -51,9 +54,9 @@ def at_smoke_size(nb: nbformat.NotebookNode, sizes: str | None = None,
 
 def execute(nb: nbformat.NotebookNode, path: str | pathlib.Path = ROOT,
             timeout: int = 600) -> str:
-    """Run `nb` in place in a fresh kernel whose working directory is `path`; its printed text."""
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path)}}).execute()
+    """Run `nb` in place in a fresh kernel whose working directory is `path`, with a fresh
+    temporary folder removed afterwards (`examples/render_tutorials.py`); its printed text."""
+    _render_module().execute(nb, timeout=timeout, path=path)
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
 

@@ -43,3 +43,22 @@ def test_notebook_executes():
     fno, mean = _run(notebook("darcy"))
     # the trained FNO beats the mean training field by a wide margin (measured: 8.2 % vs 36 %)
     assert fno < 0.5 * mean and mean > 20
+
+
+def test_a_tutorial_kernel_writes_into_a_temporary_folder_that_is_removed():
+    """Tutorials write under `tempfile.mkdtemp()`; the kernel that runs them (tests and
+    examples/render_tutorials.py) gets a fresh TMPDIR, removed afterwards, so no run leaves
+    files behind in the machine's temporary folder."""
+    import os
+    import tempfile
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import pathlib, tempfile\nd = pathlib.Path(tempfile.mkdtemp())\n"
+        "(d / 'f.txt').write_text('x')\nprint(d)")]
+    before = os.environ.get("TMPDIR")
+    written = pathlib.Path(execute(nb).strip())
+    assert written.name and not written.exists()
+    assert written.parent.parent == pathlib.Path(tempfile.gettempdir())
+    assert written.parent.name.startswith("sciops-tutorial-")
+    assert os.environ.get("TMPDIR") == before
