@@ -21,7 +21,8 @@ HERE = pathlib.Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A 2-step fit of a tiny potential on 6 copper structures (4-atom cells) from EMT MD."""
+    """A 1-step fit of a tiny potential on 6 copper structures (4-atom cells) from EMT MD (the
+    readers' checks need a real run folder, not a trained model)."""
     tmp = tmp_path_factory.mktemp("mlip-run")
     raw = {"name": "cu", "seed": 0,
            "data": {"path": str(tmp / "cu.h5"), "n_test": 2,
@@ -31,8 +32,8 @@ def run_dir(tmp_path_factory):
            "model": {"family": "mlip", "cutoff": 3.0, "lmax": 1, "channels": 4, "n_layers": 1,
                      "n_basis": 4, "radial_hidden": 8, "readout_hidden": 8,
                      "max_neighbors": 16, "stress_weight": 0.0},
-           "train": {"steps": 2, "batch_size": 2, "eval_batch_size": 2, "checkpoint_every": 1,
-                     "progress": False, "plots": False, "mesh": {"data": 1}}}
+           "train": {"steps": 1, "batch_size": 2, "eval_batch_size": 2, "progress": False,
+                     "plots": False, "trackers": [], "mesh": {"data": 1}}}
     return fit(config_from_dict(raw), out=tmp / "run").run_dir
 
 
