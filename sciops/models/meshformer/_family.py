@@ -236,8 +236,8 @@ def plot(config, model: MeshSimulator, batch, path, *, fields=None, sample_ids=N
     n = int(sample["node_mask"].sum())
     n_t = sample[config.state_fields[0]].shape[0]
     t = n_t // 2 - 1 if n_t > 2 else 0
-    nxt, _ = _step(model, {k: jnp.asarray(v) for k, v in sample.items()},
-                  model.state_at({k: jnp.asarray(v) for k, v in sample.items()}, t))
+    on_device = {k: jnp.asarray(v) for k, v in sample.items()}
+    nxt, _ = _step(model, on_device, model.state_at(on_device, t))
     c = model.state_channels[0]
     pred = np.linalg.norm(np.asarray(nxt)[:n, :c], axis=-1)
     truth = np.linalg.norm(sample[config.state_fields[0]][t + 1, :n], axis=-1)
