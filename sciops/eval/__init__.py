@@ -6,6 +6,7 @@ The rollout drivers belong to the simulator families' layer (`sciops.models.grid
 needs nothing above it; they are re-exported here with the rest of evaluation."""
 
 from ..models import GRID_BASELINES as GRID_BASELINES
+from ..models import GridBaseline as GridBaseline
 from ..models import grid_rollout as grid_rollout
 from ..models import simulate_frames as simulate_frames
 from ..models.meshformer import BASELINES as BASELINES

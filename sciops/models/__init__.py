@@ -8,5 +8,6 @@ from ._family import family_names as family_names
 from ._family import model_config as model_config
 from ._family import register_family as register_family
 from ._grid_rollout import GRID_BASELINES as GRID_BASELINES
+from ._grid_rollout import GridBaseline as GridBaseline
 from ._grid_rollout import grid_rollout as grid_rollout
 from ._grid_rollout import simulate_frames as simulate_frames

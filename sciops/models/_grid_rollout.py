@@ -39,7 +39,7 @@ import numpy as np
 from .._errors import ConfigError, DataError
 from ..data import read_hdf5, write_hdf5
 
-__all__ = ["GRID_BASELINES", "grid_rollout", "rollout", "simulate_frames"]
+__all__ = ["GRID_BASELINES", "GridBaseline", "grid_rollout", "rollout", "simulate_frames"]
 
 GRID_BASELINES = ("persistence", "linear_extrapolation")
 """The baselines every grid rollout reports beside the model (`linear_extrapolation` only for
@@ -71,9 +71,10 @@ def simulate_frames(model, frames, conds, truth, *, mode: str = "autoregressive"
     return out
 
 
-class _Baseline(eqx.Module):
-    """A trivial grid simulator: `persistence` (the last frame) or `linear_extrapolation`
-    (twice the last frame minus the one before)."""
+class GridBaseline(eqx.Module):
+    """A trivial grid simulator with a model's `step(frames, *conds)`: `kind` is
+    ``"persistence"`` (the last frame) or ``"linear_extrapolation"`` (twice the last frame minus
+    the one before); run it with `simulate_frames` like a trained model."""
 
     kind: str = eqx.field(static=True)
 
@@ -171,7 +172,7 @@ def rollout(run, data_path, *, steps: int | None = None,
         conds = tuple(jnp.asarray(b[c]) for c in model.cond_fields)
         preds.append(np.asarray(_roll(model, u, conds, k, steps, mode, boundary)))
         for name in baselines:
-            base[name].append(np.asarray(_roll(_Baseline(name), u, conds, k, steps, mode,
+            base[name].append(np.asarray(_roll(GridBaseline(name), u, conds, k, steps, mode,
                                                boundary)))
         truths.append(np.asarray(u[:, k:k + steps]))
     pred = np.concatenate(preds)
