@@ -268,8 +268,9 @@ def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, see
     load0 = os.getloadavg()
     model, fam, info = train(family, cfg, train_ds, steps, batch_size, lr, seed,
                              minutes=minutes, curve=(ds, n_train), curve_points=curve_points)
-    info.update(name=name, description=desc, family=family, steps=steps, batch_size=batch_size,
-                lr=lr, seed=seed, noise_std=cfg.noise_std, n_train=n_train, minutes=minutes,
+    info.update(name=name, description=desc, family=family,
+                steps=steps if steps < 2 ** 62 else None, batch_size=batch_size, lr=lr,
+                seed=seed, noise_std=cfg.noise_std, n_train=n_train, minutes=minutes,
                 n_test=n_test, data=str(path), load_before=load0,
                 load_after_training=os.getloadavg())
     out.mkdir(parents=True, exist_ok=True)
@@ -357,7 +358,7 @@ def summary(data, n_test, out):
     return res
 
 
-def main(models=("mgn_small", "tf_base"), steps: int = 15000, batch_size: int = 1,
+def main(models=("mgn_small", "tf_base"), steps: int | None = None, batch_size: int = 1,
          lr: float = 1e-3, data: str = "data/cache/bench_cylinder_flow.h5", n_test: int = 2,
          out: str = "runs/bench_meshformer", rollouts: bool = True, seed: int = 0,
          noise_std: float | None = None, n_trajectories: int = 10, minutes: float | None = None,
@@ -366,7 +367,12 @@ def main(models=("mgn_small", "tf_base"), steps: int = 15000, batch_size: int = 
     """Train and score each preset in `models` (one after the other), then print the table.
 
     A missing `data` file is generated first: `n_trajectories` cylinder flows (solver seed 0,
-    so a larger set starts with the same flows as a smaller one)."""
+    so a larger set starts with the same flows as a smaller one). `steps` defaults to 15,000;
+    with a time budget (`minutes`) and no `steps`, training runs until the budget is spent,
+    however many steps that is (a step cap would stop a fast model early, its learning rate
+    not yet decayed, and break the equal-wall-clock comparison)."""
+    if steps is None:
+        steps = 15000 if minutes is None else 2 ** 62
     path = pathlib.Path(data)
     if not path.is_file():
         from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow
@@ -384,7 +390,9 @@ if __name__ == "__main__":
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="mgn_small,tf_base",
                    help="comma-separated presets: " + ", ".join(presets()))
-    p.add_argument("--steps", type=int, default=15000)
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps (default 15000; with --minutes: no cap, the time "
+                   "budget alone ends training)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this many minutes (equal wall-clock budgets)")
     p.add_argument("--batch-size", type=int, default=1)
