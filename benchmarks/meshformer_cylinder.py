@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
@@ -112,6 +113,7 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     """Train one model; returns (model, family, info). Batches are drawn from `seed` only, so
     two models trained with the same arguments see the same samples, times and noise.
 
+    `steps=None` (with `minutes` only) sets no step cap.
     `minutes` (if given) stops training at that wall-clock budget, and the learning rate
     follows the warmup + cosine schedule over the budget's time instead of over `steps` (so a
     run that gets less of a loaded machine still decays its learning rate to the end);
@@ -130,7 +132,7 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     data = prepare(config, train_ds).in_memory()
     model = fam.build(config, data, key=jax.random.key(seed))
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    warmup = min(100, steps // 10)
+    warmup = 100 if steps is None else min(100, steps // 10)
     if minutes is None:
         sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, lr * 0.01)
         opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
@@ -174,7 +176,7 @@ def train(family_name, config, train_ds, steps, batch_size, lr, seed=0, log_ever
     paused = 0.0
     losses, window, curve_rows = [], [], []
     done = 0
-    for i in range(steps):
+    for i in itertools.count() if steps is None else range(steps):
         batch = data.take(rng.choice(len(data), batch_size, replace=len(data) < batch_size))
         key, k = jax.random.split(key)
         if budget is not None:
@@ -268,9 +270,8 @@ def run_model(name, data, steps, batch_size, lr, n_test, out, rollouts=True, see
     load0 = os.getloadavg()
     model, fam, info = train(family, cfg, train_ds, steps, batch_size, lr, seed,
                              minutes=minutes, curve=(ds, n_train), curve_points=curve_points)
-    info.update(name=name, description=desc, family=family,
-                steps=steps if steps < 2 ** 62 else None, batch_size=batch_size, lr=lr,
-                seed=seed, noise_std=cfg.noise_std, n_train=n_train, minutes=minutes,
+    info.update(name=name, description=desc, family=family, steps=steps, batch_size=batch_size,
+                lr=lr, seed=seed, noise_std=cfg.noise_std, n_train=n_train, minutes=minutes,
                 n_test=n_test, data=str(path), load_before=load0,
                 load_after_training=os.getloadavg())
     out.mkdir(parents=True, exist_ok=True)
@@ -371,8 +372,8 @@ def main(models=("mgn_small", "tf_base"), steps: int | None = None, batch_size: 
     with a time budget (`minutes`) and no `steps`, training runs until the budget is spent,
     however many steps that is (a step cap would stop a fast model early, its learning rate
     not yet decayed, and break the equal-wall-clock comparison)."""
-    if steps is None:
-        steps = 15000 if minutes is None else 2 ** 62
+    if steps is None and minutes is None:
+        steps = 15000
     path = pathlib.Path(data)
     if not path.is_file():
         from sciops.pde.flow import CylinderFlowConfig, generate_cylinder_flow
